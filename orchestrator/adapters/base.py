@@ -1,0 +1,121 @@
+"""What every adapter produces and consumes: invocations, parsed output, failures.
+
+An adapter is two pure functions over a tool's config: `build` turns (model, prompt) into
+an `Invocation` (argv list, stdin, extra environment, files to write first), and `parse`
+turns the finished process's output into a `ParsedOutput`. `watch_line` lets an adapter
+end a run early when a line proves it cannot succeed (codex waiting for the network).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from orchestrator.config import ToolConfig
+
+
+class ErrorKind(StrEnum):
+    RATE_LIMIT = "rate_limit"
+    OVERLOADED = "overloaded"
+    SERVER = "server_error"
+    CONNECTION = "connection"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    CLI_USAGE = "cli_usage"
+    TIMEOUT = "timeout"
+    MISSING_BINARY = "missing_binary"
+    NOT_EXECUTABLE = "not_executable"
+    EXIT = "nonzero_exit"
+    SIGNAL = "killed_by_signal"
+    BAD_OUTPUT = "bad_output"
+    CANCELLED = "cancelled"
+
+
+# Failures that are the tool's or the provider's problem: the next tool in the chain may work.
+FALLBACK_KINDS = frozenset(
+    {
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER,
+        ErrorKind.CONNECTION,
+        ErrorKind.AUTH,
+        ErrorKind.TIMEOUT,
+        ErrorKind.MISSING_BINARY,
+        ErrorKind.NOT_EXECUTABLE,
+        ErrorKind.EXIT,
+        ErrorKind.SIGNAL,
+        ErrorKind.BAD_OUTPUT,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts, normalised: `input_tokens` never includes cache reads or writes."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ToolFailure:
+    kind: ErrorKind
+    message: str
+    hint: str = ""
+    status: int | None = None  # the provider's HTTP status, when known
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ParsedOutput:
+    text: str | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None  # reported by the tool itself
+    model: str | None = None  # the model that actually answered, when the tool says
+    session_id: str | None = None
+    failure: ToolFailure | None = None
+
+    @property
+    def cost_source(self) -> Literal["reported"] | None:
+        return "reported" if self.cost_usd is not None else None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    argv: list[str]
+    stdin: bytes | None = None
+    env: dict[str, str] = field(default_factory=dict)  # set by the adapter, beyond passthrough
+    files: dict[str, bytes] = field(default_factory=dict)  # run-dir relative, written first
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and for whom a tool runs; `run_dir` is a fresh private folder (also TMPDIR)."""
+
+    task_id: str
+    workspace: Path
+    run_dir: Path
+
+
+class Adapter(Protocol):
+    def build(
+        self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
+    ) -> Invocation: ...
+
+    def parse(
+        self,
+        tool: ToolConfig,
+        model: str | None,
+        stdout: bytes,
+        stderr: bytes,
+        exit_code: int | None,
+    ) -> ParsedOutput: ...
+
+    def watch_line(self, line: bytes) -> ToolFailure | None: ...

@@ -1,0 +1,248 @@
+"""The `orchestrator` command: parse options, call one library function, render.
+
+Imports are lazy so that `orchestrator version` and `status` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from orchestrator.config import Config
+
+
+def _root(args: argparse.Namespace) -> Path:
+    return Path(args.root).resolve()
+
+
+def _load(args: argparse.Namespace) -> Config:
+    from orchestrator.config import load_config
+
+    return load_config(_root(args))
+
+
+def _setup_logging(verbose: int, default: str = "WARNING") -> None:
+    import logging
+
+    level = {0: default, 1: "INFO"}.get(verbose, "DEBUG")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from orchestrator import __version__
+
+    print(f"orchestrator {__version__}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from orchestrator.scaffold import write_defaults
+
+    written = write_defaults(_root(args), force=args.force)
+    for path in written:
+        print(f"wrote {path}")
+    print("config is ready: `orchestrator config validate`, then `orchestrator run`")
+    return 0
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from orchestrator.config import summary
+
+    counts = summary(_load(args))
+    print(
+        f"config OK: {counts['agents']} agents, {counts['tools']} tools, {counts['models']} models"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from orchestrator.daemon import Daemon, Options
+    from orchestrator.watcher import polling_from_env
+
+    config = _load(args)
+    if args.dry_run:
+        from orchestrator.plan import plan_inbox, render_plan
+
+        print(render_plan(plan_inbox(config)))
+        return 0
+    _setup_logging(args.verbose, "INFO")
+    concurrency = args.concurrency or config.policies.concurrency or 8
+    options = Options(
+        once=args.once,
+        concurrency=concurrency,
+        force_polling=args.poll or polling_from_env(),
+        grace_s=args.grace,
+    )
+    anyio.run(Daemon(config, options).run)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from orchestrator.submit import submit
+
+    config = _load(args)
+    task_id = submit(
+        config,
+        agent=args.agent,
+        prompt=_prompt(args),
+        task_type=args.task_type,
+        priority=args.priority,
+        task_id=args.id,
+    )
+    print(task_id)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    import anyio
+
+    from orchestrator.submit import exec_task
+
+    _setup_logging(args.verbose)
+    config = _load(args)
+    contexts = [Path(p) for p in args.context]
+    result = anyio.run(lambda: exec_task(config, args.agent, _prompt(args), contexts))
+    if result.status == "succeeded":
+        text = result.output or ""
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            print(text)
+        return 0
+    error = result.error or {}
+    print(
+        f"error: task {result.status}: {error.get('message', '')} ({error.get('hint', '')})",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    from orchestrator.errors import UsageError
+
+    if args.prompt is not None:
+        return str(args.prompt)
+    try:
+        return Path(args.prompt_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--prompt-file {args.prompt_file}: {exc}") from None
+
+
+# --- parser ----------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Runs agent CLIs for the YAML task files dropped into work/inbox/.",
+    )
+    parser.add_argument(
+        "--root",
+        default=os.environ.get("ORCHESTRATOR_ROOT", "."),
+        help="the workspace holding config/ and work/ (env ORCHESTRATOR_ROOT; default .)",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=text, description=text)
+        command.set_defaults(handler=handler)
+        return command
+
+    add("version", cmd_version, "print the version")
+    init = add("init", cmd_init, "write a default config/ and create work/")
+    init.add_argument("--force", action="store_true", help="overwrite existing config files")
+
+    config = sub.add_parser("config", help="check the configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    validate = config_sub.add_parser("validate", help="validate config/*.yaml")
+    validate.set_defaults(handler=cmd_config_validate)
+
+    run = add("run", cmd_run, "run the daemon: watch the inbox and run its tasks")
+    run.add_argument("--once", action="store_true", help="drain the inbox, then exit")
+    run.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
+    run.add_argument("--concurrency", type=_positive_int, help="tasks at once (default 8)")
+    run.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll the inbox (network filesystems; env ORCHESTRATOR_FORCE_POLLING=1)",
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds running tasks get to finish after SIGTERM (default 30)",
+    )
+
+    submit = add("submit", cmd_submit, "write a task file into the inbox, print its id")
+    _task_options(submit)
+    submit.add_argument("--task-type")
+    submit.add_argument("--priority", choices=["critical", "high", "normal", "low"])
+    submit.add_argument("--id", help="the task id (default: time, agent and a random suffix)")
+
+    exe = add("exec", cmd_exec, "run one task now and print its answer")
+    _task_options(exe)
+    exe.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file appended to the prompt under its path (repeatable)",
+    )
+    exe.add_argument("--output", metavar="FILE", help="write the answer to FILE")
+    return parser
+
+
+def _task_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--agent", required=True)
+    group = command.add_mutually_exclusive_group(required=True)
+    group.add_argument("--prompt")
+    group.add_argument("--prompt-file")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        return cmd_version(args)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from orchestrator.errors import ConfigError, OrchestratorError
+
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"error: invalid configuration ({len(exc.problems)} problems):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except OrchestratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code

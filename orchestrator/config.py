@@ -1,0 +1,499 @@
+"""Configuration: the models of `config/*.yaml`, loading them, and cross-reference checks.
+
+Config is strict: an unknown key is an error that suggests the closest valid name. Every
+problem names the file, the field path and the bad value, and says what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import ConfigError, ConfigProblem
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+CONFIG_FILES = ("agents.yaml", "tools.yaml", "models.yaml", "policies.yaml")
+ADAPTERS = ("claude-code", "codex", "gemini", "generic")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`90`, `"90s"`, `"15m"`, `"1.5h"`, `"250ms"` → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration: write it as 30s, 15m or 1h")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def split_target(target: str) -> tuple[str | None, str]:
+    """`tool:model` → (tool, model), split on the first colon; a bare model → (None, model)."""
+    tool, sep, model = target.partition(":")
+    return (tool, model) if sep else (None, target)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- tools.yaml ------------------------------------------------------------------------
+
+
+class OutputSpec(Strict):
+    """How the generic adapter reads a tool's stdout: dotted paths into JSON."""
+
+    format: Literal["text", "json", "jsonl"] = "text"
+    text: str | None = None
+    input_tokens: str | None = None
+    output_tokens: str | None = None
+    cache_read_tokens: str | None = None
+    cache_write_tokens: str | None = None
+    cost_usd: str | None = None
+    model: str | None = None
+    session_id: str | None = None
+
+
+class RateLimit(Strict):
+    requests_per_minute: float = Field(gt=0)
+
+
+class ToolConfig(Strict):
+    adapter: Literal["claude-code", "codex", "gemini", "generic"]
+    binary: str
+    args: list[str] = Field(default_factory=list)
+    prompt: Literal["stdin", "arg", "file"] = "stdin"
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    models: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+    timeout: Duration = 600.0
+    max_concurrency: int = Field(default=4, ge=1)
+    rate_limit: RateLimit | None = None
+    # Options of the real agent CLIs (see docs/tools.md); safe defaults, no bypass.
+    base_url: str | None = None
+    permission_mode: str | None = None
+    sandbox: str | None = None
+    approval_mode: str | None = None
+    max_turns: int | None = Field(default=None, ge=1)
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class ToolsFile(Strict):
+    tools: dict[str, ToolConfig]
+
+
+# --- models.yaml -----------------------------------------------------------------------
+
+
+class Prices(Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
+class ModelConfig(Strict):
+    provider: str | None = None
+    price_per_mtok: Prices | None = None
+    context_window: int | None = Field(default=None, gt=0)
+
+
+class ModelsFile(Strict):
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+
+# --- agents.yaml -----------------------------------------------------------------------
+
+
+class AgentConfig(Strict):
+    preferred_tool: str
+    preferred_model: str | None = None
+    task_types: dict[str, str] = Field(default_factory=dict)
+    fallback_chain: list[str] = Field(default_factory=list)
+    profile: str | None = None
+
+
+class AgentsFile(Strict):
+    agents: dict[str, AgentConfig]
+
+
+# --- policies.yaml ---------------------------------------------------------------------
+
+
+class AgentBudget(Strict):
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+
+
+class Budgets(Strict):
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+    warn_at_percent: float = Field(default=80, gt=0, le=100)
+    mode: Literal["soft", "hard"] = "hard"
+    timezone: str = "UTC"
+    per_agent: dict[str, AgentBudget] = Field(default_factory=dict)
+
+
+class CostOptimization(Strict):
+    simple_task_threshold_tokens: int = Field(default=0, ge=0)
+    simple_task_models: list[str] = Field(default_factory=list)
+
+
+class Retries(Strict):
+    max_attempts: int = Field(default=3, ge=1)
+    backoff: Duration = 2.0
+
+
+class Privacy(Strict):
+    prompts: Literal["metadata", "hash", "full"] = "metadata"
+
+
+class PoliciesFile(Strict):
+    budgets: Budgets = Field(default_factory=Budgets)
+    cost_optimization: CostOptimization = Field(default_factory=CostOptimization)
+    retries: Retries = Field(default_factory=Retries)
+    privacy: Privacy = Field(default_factory=Privacy)
+    concurrency: int | None = Field(default=None, ge=1)
+
+
+class Config(Strict):
+    root: Path
+    agents: dict[str, AgentConfig]
+    tools: dict[str, ToolConfig]
+    models: dict[str, ModelConfig]
+    policies: PoliciesFile
+
+    def tool_for_model(self, model: str) -> str | None:
+        """The first tool that lists `model`, in tools.yaml order."""
+        return next((name for name, tool in self.tools.items() if model in tool.models), None)
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def suggest(value: str, choices: Iterable[str]) -> str:
+    """A "did you mean" hint, or the list of valid names when nothing is close."""
+    names = sorted(choices)
+    close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"valid names: {', '.join(names)}" if names else "none are defined"
+
+
+def _field_path(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names valid at `loc` (the location of an unknown key) within `model`."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        else:  # a dict[str, Model] or list[Model] level: step into its value type
+            args = getattr(current, "__args__", ())
+            current = next(
+                (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)),
+                args[-1] if args else None,
+            )
+    while not (isinstance(current, type) and issubclass(current, BaseModel)):
+        args = getattr(current, "__args__", ())
+        if not args:
+            return []
+        current = next((a for a in args if isinstance(a, type)), args[-1])
+    return list(current.model_fields)
+
+
+def _problems_from(
+    error: ValidationError, file: str, model: type[BaseModel]
+) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        field = _field_path(loc)
+        if item["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            problems.append(
+                ConfigProblem(
+                    file, field, f"unknown key {key!r}", suggest(key, _allowed_keys(model, loc))
+                )
+            )
+            continue
+        value = item.get("input")
+        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        message = item["msg"].removeprefix("Value error, ")
+        hint = "add it" if item["type"] == "missing" else "fix the value"
+        problems.append(ConfigProblem(file, field, message + shown, hint))
+    return problems
+
+
+def _read_yaml(path: Path, display: str) -> tuple[Any, list[ConfigProblem]]:
+    if not path.is_file():
+        return None, [
+            ConfigProblem(
+                display, "", "file not found", "run `orchestrator init` to write a default config"
+            )
+        ]
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        return None, [ConfigProblem(display, "", f"YAML syntax error{where}: {reason}", "fix it")]
+    except UnicodeDecodeError:
+        return None, [ConfigProblem(display, "", "not UTF-8 text", "save the file as UTF-8")]
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        return None, [ConfigProblem(display, "", f"expected a mapping, got a {kind}", "fix it")]
+    return data, []
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _parse(model: type[_M], data: Any, display: str, problems: list[ConfigProblem]) -> _M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, display, model))
+        return None
+
+
+def load_config(root: Path) -> Config:
+    """Load and cross-check `root/config/*.yaml`; raise ConfigError listing every problem."""
+    config_dir = root / "config"
+    problems: list[ConfigProblem] = []
+    raw: dict[str, Any] = {}
+    for name in CONFIG_FILES:
+        data, found = _read_yaml(config_dir / name, f"config/{name}")
+        problems += found
+        raw[name] = data
+    agents = _parse(AgentsFile, raw["agents.yaml"], "config/agents.yaml", problems)
+    tools = _parse(ToolsFile, raw["tools.yaml"], "config/tools.yaml", problems)
+    models = _parse(ModelsFile, raw["models.yaml"], "config/models.yaml", problems)
+    policies = _parse(PoliciesFile, raw["policies.yaml"], "config/policies.yaml", problems)
+    if problems or agents is None or tools is None or models is None or policies is None:
+        raise ConfigError(problems)
+    config = Config(
+        root=root,
+        agents=agents.agents,
+        tools=tools.tools,
+        models=models.models,
+        policies=policies,
+    )
+    problems = cross_check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+# --- cross-references ------------------------------------------------------------------
+
+
+def _known_models(config: Config) -> set[str]:
+    known = set(config.models)
+    for tool in config.tools.values():
+        known.update(tool.models)
+    return known
+
+
+def _check_target(
+    config: Config, target: str, file: str, field: str, default_tool: str | None
+) -> list[ConfigProblem]:
+    """A model reference: `model` or `tool:model`."""
+    tool_name, model = split_target(target)
+    if tool_name is not None:
+        if tool_name not in config.tools:
+            return [
+                ConfigProblem(
+                    file,
+                    field,
+                    f"unknown tool {tool_name!r} in {target!r}",
+                    suggest(tool_name, config.tools),
+                )
+            ]
+        tool = config.tools[tool_name]
+        if tool.models and model not in tool.models and model not in config.models:
+            return [
+                ConfigProblem(
+                    file,
+                    field,
+                    f"model {model!r} is not listed for tool {tool_name!r}",
+                    f"add it to tools.{tool_name}.models or config/models.yaml; "
+                    + suggest(model, tool.models),
+                )
+            ]
+        return []
+    if model not in _known_models(config):
+        return [
+            ConfigProblem(
+                file,
+                field,
+                f"unknown model {model!r}",
+                "list it under a tool's models or in config/models.yaml; "
+                + suggest(model, _known_models(config)),
+            )
+        ]
+    if default_tool is None and config.tool_for_model(model) is None:
+        return [
+            ConfigProblem(file, field, f"no tool lists model {model!r}", "write it as tool:model")
+        ]
+    return []
+
+
+def cross_check(config: Config) -> list[ConfigProblem]:
+    problems = _check_agents(config)
+    for name, tool in config.tools.items():
+        for i, arg in enumerate(tool.args):
+            problems += _check_placeholders(arg, f"tools.{name}.args[{i}]", tool)
+    return problems + _check_policies(config)
+
+
+def _check_agents(config: Config) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    file = "config/agents.yaml"
+    for name, agent in config.agents.items():
+        base = f"agents.{name}"
+        if agent.preferred_tool not in config.tools:
+            problems.append(
+                ConfigProblem(
+                    file,
+                    f"{base}.preferred_tool",
+                    f"unknown tool {agent.preferred_tool!r}",
+                    suggest(agent.preferred_tool, config.tools),
+                )
+            )
+            continue
+        if agent.preferred_model is not None:
+            problems += _check_target(
+                config,
+                f"{agent.preferred_tool}:{agent.preferred_model}",
+                file,
+                f"{base}.preferred_model",
+                agent.preferred_tool,
+            )
+        for task_type, target in agent.task_types.items():
+            problems += _check_target(
+                config, target, file, f"{base}.task_types.{task_type}", agent.preferred_tool
+            )
+        for i, target in enumerate(agent.fallback_chain):
+            tool_name, _ = split_target(target)
+            if tool_name is None and target in config.tools:
+                continue  # a bare tool name: that tool with its default model
+            problems += _check_target(config, target, file, f"{base}.fallback_chain[{i}]", None)
+        if agent.profile is not None and not (config.root / agent.profile).is_file():
+            problems.append(
+                ConfigProblem(
+                    file,
+                    f"{base}.profile",
+                    f"profile file {agent.profile!r} not found",
+                    "create it (relative to the workspace) or remove the key",
+                )
+            )
+    return problems
+
+
+def _check_policies(config: Config) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    policies = config.policies
+    for i, model in enumerate(policies.cost_optimization.simple_task_models):
+        problems += _check_target(
+            config,
+            model,
+            "config/policies.yaml",
+            f"cost_optimization.simple_task_models[{i}]",
+            None,
+        )
+    for agent_name in policies.budgets.per_agent:
+        if agent_name not in config.agents:
+            problems.append(
+                ConfigProblem(
+                    "config/policies.yaml",
+                    f"budgets.per_agent.{agent_name}",
+                    f"unknown agent {agent_name!r}",
+                    suggest(agent_name, config.agents),
+                )
+            )
+    problems += _check_timezone(policies.budgets.timezone)
+    return problems
+
+
+PLACEHOLDERS = ("model", "prompt", "prompt_file", "task_id", "workspace")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_placeholders(arg: str, field: str, tool: ToolConfig) -> list[ConfigProblem]:
+    problems = []
+    for name in _PLACEHOLDER.findall(arg.replace("{{", "").replace("}}", "")):
+        if name not in PLACEHOLDERS:
+            problems.append(
+                ConfigProblem(
+                    "config/tools.yaml",
+                    field,
+                    f"unknown placeholder {{{name}}}",
+                    suggest(name, PLACEHOLDERS),
+                )
+            )
+        elif name == "prompt_file" and tool.prompt != "file":
+            problems.append(
+                ConfigProblem(
+                    "config/tools.yaml",
+                    field,
+                    "{prompt_file} needs `prompt: file`",
+                    "set the tool's prompt to file",
+                )
+            )
+    return problems
+
+
+def _check_timezone(name: str) -> list[ConfigProblem]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [
+            ConfigProblem(
+                "config/policies.yaml",
+                "budgets.timezone",
+                f"unknown time zone {name!r}",
+                "use an IANA name such as Europe/Berlin or UTC",
+            )
+        ]
+    return []
+
+
+def summary(config: Config) -> Mapping[str, int]:
+    return {
+        "agents": len(config.agents),
+        "tools": len(config.tools),
+        "models": len(_known_models(config)),
+    }

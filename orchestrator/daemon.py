@@ -1,0 +1,335 @@
+"""The daemon: wires watcher → claim → parse → queue → execute → result with one anyio
+task group tree, and shuts down gracefully.
+
+    outer ── signals
+      └── jobs ── one task per running job (global concurrency via a semaphore)
+            └── intake ── watcher (or the --once drain), ingest, dispatcher
+
+SIGINT/SIGTERM: stop claiming, put queued (not started) tasks back into the inbox, let
+running tasks finish within the grace period, then cancel them (their process groups are
+killed; their files stay in running/ and are re-queued at the next start). A second
+signal cancels at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import yaml
+
+from orchestrator.errors import TaskRejected
+from orchestrator.execute import Engine, execute, iso, now_utc
+from orchestrator.tasks import (
+    Result,
+    Task,
+    compose_prompt,
+    dump_yaml,
+    error_info,
+    id_problem,
+    load_mapping,
+    parse_task,
+)
+from orchestrator.watcher import watch_inbox
+from orchestrator.workdir import Workdir, atomic_write
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from orchestrator.config import Config
+
+log = logging.getLogger(__name__)
+
+LARGE_OUTPUT_BYTES = 256 * 1024
+DEFAULT_GRACE_S = 30.0
+
+
+@dataclass(order=True)
+class Job:
+    key: tuple[int, float, int]
+    path: Path = field(compare=False)  # the claimed file, in running/
+    task: Task | None = field(compare=False, default=None)
+    prompt: str = field(compare=False, default="")
+    rejection: Result | None = field(compare=False, default=None)
+
+
+class JobQueue:
+    """Highest priority first, then oldest."""
+
+    def __init__(self) -> None:
+        self._heap: list[Job] = []
+        self._ready = anyio.Event()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def put(self, job: Job) -> None:
+        heapq.heappush(self._heap, job)
+        self._ready.set()
+
+    async def get(self) -> Job:
+        while not self._heap:
+            self._ready = anyio.Event()
+            await self._ready.wait()
+        return heapq.heappop(self._heap)
+
+    def drain(self) -> list[Job]:
+        jobs, self._heap = self._heap, []
+        return jobs
+
+
+@dataclass
+class Options:
+    once: bool = False
+    concurrency: int = 8
+    force_polling: bool = False
+    grace_s: float = DEFAULT_GRACE_S
+    debounce_ms: int = 50
+    rescan_s: float = 3.0
+
+
+class Daemon:
+    def __init__(self, config: Config, options: Options) -> None:
+        self.config = config
+        self.options = options
+        self.workdir = Workdir(config.root)
+        self.engine = Engine(config, self.workdir.runs)
+        self.queue = JobQueue()
+        self.slots = anyio.Semaphore(options.concurrency)
+        self.active = 0
+        self.ids_in_flight: set[str] = set()
+        self.idle = anyio.Event()
+        self.order = itertools.count()
+        self.profiles: dict[str, str | None] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.workdir.ensure()
+        with self.workdir.lock():
+            for path in self.workdir.in_running():
+                log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)
+                self.admit_claimed(path, recovered=True)
+            async with anyio.create_task_group() as outer:
+                await self._run_jobs(outer)
+                outer.cancel_scope.cancel()
+
+    async def _run_jobs(self, outer: TaskGroup) -> None:
+        async with anyio.create_task_group() as jobs, anyio.create_task_group() as intake:
+            outer.start_soon(self._signals, intake, jobs)
+            intake.start_soon(self._dispatch, jobs)
+            if self.options.once:
+                intake.start_soon(self._drain_once, intake)
+            else:
+                send, receive = anyio.create_memory_object_stream[Path](math.inf)
+                intake.start_soon(self._ingest, receive)
+                await intake.start(
+                    lambda task_status: watch_inbox(
+                        self.workdir,
+                        send,
+                        force_polling=self.options.force_polling,
+                        debounce_ms=self.options.debounce_ms,
+                        rescan_s=self.options.rescan_s,
+                        task_status=task_status,
+                    )
+                )
+                log.info("daemon ready: %s", self.workdir.inbox)
+
+    async def _signals(self, intake: TaskGroup, jobs: TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.warning(
+                    "%s: no new tasks; waiting up to %gs for %d running (signal again to stop now)",
+                    signal.Signals(signum).name,
+                    self.options.grace_s,
+                    self.active,
+                )
+                intake.cancel_scope.cancel()
+                break
+            with anyio.move_on_after(self.options.grace_s):
+                async for _ in signals:
+                    break
+            log.warning("stopping running tasks; they are re-queued at the next start")
+            jobs.cancel_scope.cancel()
+
+    # --- intake -------------------------------------------------------------------------
+
+    async def _ingest(self, receive: MemoryObjectReceiveStream[Path]) -> None:
+        async with receive:
+            async for path in receive:
+                claimed = self.workdir.claim(path)
+                if claimed is not None:
+                    self.admit_claimed(claimed)
+
+    async def _drain_once(self, intake: TaskGroup) -> None:
+        """--once: take what is in the inbox (and what the tasks hand off), then stop."""
+        while True:
+            for path in self.workdir.pending():
+                claimed = self.workdir.claim(path)
+                if claimed is not None:
+                    self.admit_claimed(claimed)
+            if not len(self.queue) and not self.active:
+                if not self.workdir.pending():
+                    break
+                continue
+            self.idle = anyio.Event()
+            await self.idle.wait()
+        intake.cancel_scope.cancel()
+
+    async def _dispatch(self, jobs: TaskGroup) -> None:
+        try:
+            while True:
+                await self.slots.acquire()
+                try:
+                    job = await self.queue.get()
+                except BaseException:
+                    self.slots.release()
+                    raise
+                self.active += 1
+                jobs.start_soon(self._run_job, job)
+        finally:
+            for job in self.queue.drain():  # claimed but never started: back to the inbox
+                self.workdir.unclaim(job.path)
+                if job.task is not None:
+                    self.ids_in_flight.discard(job.task.id)
+
+    def admit_claimed(self, path: Path, *, recovered: bool = False) -> None:
+        """Parse a claimed file and queue it (a rejection is queued too: it needs a result)."""
+        name = path.name
+        default_id = path.stem
+        try:
+            stat = path.stat()
+            raw = load_mapping(path.read_bytes(), name)
+            task = parse_task(raw, default_id, name, self.config)
+            self._check_duplicate(task, path, recovered)
+            prompt = compose_prompt(task, self.config.root, name, self._profile(task.agent))
+        except TaskRejected as rejected:
+            if rejected.kind == "already_done":
+                log.info("%s already has its result; archiving", name)
+                self.workdir.archive_file(path, now_utc())
+                return
+            self._queue_rejection(path, default_id, rejected)
+            return
+        except OSError as exc:
+            log.warning("cannot read %s: %s", name, exc)
+            return
+        self.ids_in_flight.add(task.id)
+        key = (task.priority_rank, stat.st_mtime, next(self.order))
+        self.queue.put(Job(key, path, task, prompt))
+
+    def _check_duplicate(self, task: Task, path: Path, recovered: bool) -> None:
+        if self.workdir.result_path(task.id).exists():
+            if recovered:
+                raise TaskRejected("already_done", "")
+            raise TaskRejected(
+                "duplicate_id",
+                f"{path.name}: a task with id {task.id!r} already has a result",
+                f"use `orchestrator retry {task.id}` to run it again, or give the task a new id",
+            )
+        if task.id in self.ids_in_flight:
+            raise TaskRejected(
+                "duplicate_id",
+                f"{path.name}: a task with id {task.id!r} is already queued",
+                "give the task a new id",
+            )
+
+    def _queue_rejection(self, path: Path, default_id: str, rejected: TaskRejected) -> None:
+        log.warning("rejected %s: %s", path.name, rejected)
+        result_id = default_id if id_problem(default_id) is None else _safe_id(default_id)
+        if rejected.kind == "duplicate_id" or self.workdir.result_path(result_id).exists():
+            result_id = f"{result_id}.rejected-{now_utc().strftime('%Y%m%dT%H%M%S%f')}"
+        result = Result(
+            id=result_id,
+            status="rejected",
+            error=error_info(rejected.kind, rejected.message, rejected.hint),
+            started_at=iso(now_utc()),
+            finished_at=iso(now_utc()),
+            duration_ms=0,
+        )
+        self.queue.put(Job((-1, 0.0, next(self.order)), path, rejection=result))
+
+    def _profile(self, agent: str) -> str | None:
+        if agent not in self.profiles:
+            relative = self.config.agents[agent].profile
+            self.profiles[agent] = (
+                (self.config.root / relative).read_text(encoding="utf-8") if relative else None
+            )
+        return self.profiles[agent]
+
+    # --- running ------------------------------------------------------------------------
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            result = await self._result_of(job)
+            result.task_file = job.path.name
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._finish, job, result)
+            log.info("%s: %s", result.id, result.status)
+        finally:
+            if job.task is not None:
+                self.ids_in_flight.discard(job.task.id)
+            self.active -= 1
+            self.slots.release()
+            if not self.active and not len(self.queue):
+                self.idle.set()
+
+    async def _result_of(self, job: Job) -> Result:
+        if job.rejection is not None:
+            return job.rejection
+        task = job.task
+        assert task is not None
+        log.info("running %s (agent %s)", task.id, task.agent)
+        try:
+            result = await execute(self.engine, task, job.prompt)
+        except Exception as exc:  # a bug of ours must fail this task, not the daemon
+            log.exception("internal error while running %s", task.id)
+            result = Result(
+                id=task.id,
+                status="failed",
+                agent=task.agent,
+                error=error_info(
+                    "internal_error",
+                    f"{type(exc).__name__}: {exc}",
+                    "this is a bug in the orchestrator: please report it with the log",
+                ),
+            )
+        result.task = task.extra_fields() or None
+        return result
+
+    def _finish(self, job: Job, result: Result) -> None:
+        """Result first (atomically), then the task file leaves running/."""
+        if result.output is not None and len(result.output) > LARGE_OUTPUT_BYTES:
+            out = self.workdir.outbox / f"{result.id}.output.txt"
+            atomic_write(out, result.output.encode("utf-8"))
+            result.output, result.output_file = None, out.name
+        try:
+            text = dump_yaml(result.document())
+        except yaml.YAMLError as exc:  # a value we cannot render: still one result file
+            log.exception("cannot render the result of %s", result.id)
+            text = dump_yaml(
+                Result(
+                    id=result.id,
+                    status="failed",
+                    agent=result.agent,
+                    error=error_info(
+                        "internal_error",
+                        f"result not renderable: {exc}",
+                        "this is a bug in the orchestrator: please report it",
+                    ),
+                ).document()
+            )
+        self.workdir.write_result(result.id, text)
+        self.workdir.archive_file(job.path, now_utc())
+
+
+def _safe_id(raw: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:200]
+    return cleaned.strip(".") or "task"

@@ -1,0 +1,192 @@
+"""Run one tool process: argv list (never a shell), explicit env and cwd, its own process
+group, stdout/stderr read concurrently and bounded, a timeout that kills the whole group
+(SIGTERM, grace, SIGKILL), and an early stop when a line proves the run cannot succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
+    from anyio.abc import ByteReceiveStream, Process
+
+log = logging.getLogger(__name__)
+
+MAX_STREAM_BYTES = 8 * 1024 * 1024  # per stream: the first and last half are kept
+DRAIN_AFTER_EXIT_S = 0.5  # a grandchild holding stdout open gets this long, then is killed
+KILL_GRACE_S = 3.0
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int | None  # negative: killed by that signal
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+    timed_out: bool = False
+    stopped_early: bool = False  # `watch` asked to stop
+    truncated: bool = False
+
+
+class BoundedBuffer:
+    """Keeps the head and the tail of a stream; the middle of a flood is dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            excess = len(self.tail) - self.half
+            if excess > 0:
+                del self.tail[:excess]
+                self.dropped += excess
+
+    def value(self) -> bytes:
+        if not self.dropped:
+            return bytes(self.head + self.tail)
+        marker = f"\n[... {self.dropped} bytes dropped ...]\n".encode()
+        return bytes(self.head) + marker + bytes(self.tail)
+
+
+def kill_group(pgid: int, sig: signal.Signals) -> bool:
+    """Signal a whole process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pgid reused by someone else's group: not ours to kill
+        return False
+    return True
+
+
+async def _stop_group(process: Process, grace: float) -> None:
+    pgid = process.pid
+    if kill_group(pgid, signal.SIGTERM):
+        log.debug("sent SIGTERM to process group %d", pgid)
+        with anyio.move_on_after(grace):
+            await process.wait()
+    if kill_group(pgid, signal.SIGKILL):
+        log.debug("sent SIGKILL to process group %d", pgid)
+
+
+async def _pump(
+    stream: ByteReceiveStream | None,
+    buffer: BoundedBuffer,
+    watch: Callable[[bytes], bool] | None,
+    on_stop: Callable[[], None],
+    done: anyio.Event,
+) -> None:
+    try:
+        if stream is None:
+            return
+        pending = b""
+        async for chunk in stream:
+            buffer.add(chunk)
+            if watch is None:
+                continue
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            pending = pending[-65536:]
+            if any(watch(line) for line in lines):
+                on_stop()
+                return
+    finally:
+        done.set()
+
+
+async def _feed(process: Process, data: bytes | None) -> None:
+    stdin = process.stdin
+    if stdin is None:
+        return
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        if data:
+            await stdin.send(data)
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        await stdin.aclose()
+
+
+async def run_process(
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    stdin: bytes | None,
+    limit_s: float,
+    watch: Callable[[bytes], bool] | None = None,
+    max_bytes: int = MAX_STREAM_BYTES,
+    grace: float = KILL_GRACE_S,
+) -> ProcessResult:
+    """Run `argv` to completion or for at most `limit_s` seconds.
+
+    Raises OSError when it cannot start.
+
+    On cancellation (shutdown, `cancel`), the process group is killed before returning.
+    """
+    started = time.monotonic()
+    out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
+    timed_out = stopped = False
+    process = await anyio.open_process(
+        argv,
+        stdin=-1,  # subprocess.PIPE
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+
+            def stop_early() -> None:
+                nonlocal stopped
+                stopped = True
+                tg.cancel_scope.cancel()
+
+            async def supervise() -> None:
+                nonlocal timed_out
+                with anyio.move_on_after(limit_s) as scope:
+                    async with anyio.create_task_group() as io:
+                        out_done, err_done = anyio.Event(), anyio.Event()
+                        io.start_soon(_feed, process, stdin)
+                        io.start_soon(_pump, process.stdout, out, watch, stop_early, out_done)
+                        io.start_soon(_pump, process.stderr, err, watch, stop_early, err_done)
+                        await process.wait()
+                        # The tool exited; a grandchild may still hold its pipes open.
+                        with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
+                            await out_done.wait()
+                            await err_done.wait()
+                        io.cancel_scope.cancel()
+                timed_out = scope.cancelled_caught
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(supervise)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _stop_group(process, grace if process.returncode is None else 0)
+            await process.aclose()
+    return ProcessResult(
+        exit_code=process.returncode if not (timed_out or stopped) else None,
+        stdout=out.value(),
+        stderr=err.value(),
+        duration_s=time.monotonic() - started,
+        timed_out=timed_out,
+        stopped_early=stopped,
+        truncated=bool(out.dropped or err.dropped),
+    )

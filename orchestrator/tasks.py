@@ -1,0 +1,352 @@
+"""Task files in, result files out: the Task model, reading task files tolerantly, composing
+the prompt, and rendering results.
+
+Task files follow the agents' existing format; unknown keys are kept (and copied into the
+result under `task`). Anything that makes a file unrunnable raises `TaskRejected` with a
+stable `kind`, a message naming the file and field, and a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orchestrator.config import Config, Duration, suggest
+from orchestrator.errors import TaskRejected
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+MAX_TASK_BYTES = 1024 * 1024
+MAX_ID_LENGTH = 200
+PRIORITIES: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+TASK_SUFFIXES = (".yaml", ".yml")
+
+_UNSAFE_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def id_problem(task_id: str) -> str | None:
+    """Why `task_id` is not a safe file name, or None when it is."""
+    if not task_id:
+        return "is empty"
+    if len(task_id) > MAX_ID_LENGTH:
+        return f"is {len(task_id)} characters long (at most {MAX_ID_LENGTH})"
+    if _UNSAFE_ID.search(task_id):
+        return "contains a path separator or a control character"
+    if task_id.startswith(".") or ".." in task_id:
+        return "starts with a dot or contains '..'"
+    return None
+
+
+class Dependency(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    task_id: str
+
+
+class Context(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    notes: str | list[str] | None = None
+
+
+class Task(BaseModel):
+    """A task as the orchestrator sees it; extra keys are kept in `model_extra`."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str
+    agent: str
+    title: str | None = None
+    description: str | None = None
+    artefacts: list[Any] = Field(default_factory=list)
+    priority: Literal["critical", "high", "normal", "low"] = "normal"
+    task_type: str | None = None
+    prompt: str | None = None
+    prompt_file: str | None = None
+    context: Context | None = None
+    context_files: list[str] = Field(default_factory=list)
+    dependencies: list[str | Dependency] = Field(default_factory=list)
+    tool: str | None = None
+    model: str | None = None
+    timeout: Duration | None = None
+    budget_usd: float | None = Field(default=None, ge=0)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("artefacts", "context_files", "dependencies", mode="before")
+    @classmethod
+    def _listify(cls, value: object) -> object:
+        if value is None:
+            return []
+        return [value] if isinstance(value, str | dict) else value
+
+    @property
+    def priority_rank(self) -> int:
+        return PRIORITIES[self.priority]
+
+    @property
+    def dependency_ids(self) -> list[str]:
+        return [d if isinstance(d, str) else d.task_id for d in self.dependencies]
+
+    def extra_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _decode(data: bytes, name: str) -> str:
+    if b"\x00" in data:
+        raise TaskRejected(
+            "binary", f"{name} is a binary file, not YAML text", "write the task as UTF-8 YAML"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskRejected(
+            "not_utf8",
+            f"{name} is not UTF-8 text (bad byte at offset {exc.start})",
+            "save the task file as UTF-8",
+        ) from None
+
+
+def load_mapping(data: bytes, name: str) -> dict[str, Any]:
+    """Bytes of a task file → its top-level mapping, or TaskRejected."""
+    if len(data) > MAX_TASK_BYTES:
+        raise TaskRejected(
+            "too_large",
+            f"{name} is {len(data)} bytes; task files may be at most {MAX_TASK_BYTES} bytes",
+            "put long material in a file and name it in prompt_file or context_files",
+        )
+    text = _decode(data, name)
+    try:
+        loaded = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise TaskRejected(
+            "yaml_syntax", f"{name}: YAML syntax error{where}: {exc.problem}", "fix the YAML"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise TaskRejected("yaml_syntax", f"{name}: {exc}", "fix the YAML") from None
+    except RecursionError:
+        raise TaskRejected("yaml_syntax", f"{name}: nested too deeply", "flatten it") from None
+    if not isinstance(loaded, dict):
+        kind = "empty" if loaded is None else type(loaded).__name__
+        raise TaskRejected(
+            "not_a_mapping",
+            f"{name}: expected a mapping of keys (agent:, prompt:, ...), got {kind}",
+            "write the task as `key: value` lines with at least `agent:`",
+        )
+    return {str(k): v for k, v in loaded.items()}
+
+
+def parse_task(raw: Mapping[str, Any], default_id: str, name: str, config: Config) -> Task:
+    """A task file's mapping → Task, checked against the config's agents."""
+    fields = dict(raw)
+    if "artifacts" in fields and "artefacts" not in fields:
+        fields["artefacts"] = fields.pop("artifacts")
+    task_id = fields.get("id", default_id)
+    if not isinstance(task_id, str | int) or isinstance(task_id, bool):
+        raise TaskRejected("unsafe_id", f"{name}: id must be a string", "write id: my-task-name")
+    fields["id"] = task_id = str(task_id)
+    if (why := id_problem(task_id)) is not None:
+        raise TaskRejected(
+            "unsafe_id",
+            f"{name}: id {task_id!r} {why}",
+            "use letters, digits, '-', '_' and '.', no '/' and no '..'",
+        )
+    agent = fields.get("agent")
+    if agent is None or agent == "":
+        raise TaskRejected(
+            "missing_agent",
+            f"{name}: no `agent` field",
+            "add `agent: NAME`; agents: " + ", ".join(sorted(config.agents)),
+        )
+    if not isinstance(agent, str) or agent not in config.agents:
+        raise TaskRejected(
+            "unknown_agent",
+            f"{name}: unknown agent {agent!r}",
+            suggest(str(agent), config.agents),
+        )
+    try:
+        task = Task.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        raise TaskRejected(
+            "invalid_field",
+            f"{name}: field {field!r}: {err['msg']} (got {value!r})",
+            _field_hint(field),
+        ) from None
+    _check_pins(task, name, config)
+    return task
+
+
+def _field_hint(field: str) -> str:
+    hints = {
+        "priority": "use one of: critical, high, normal, low",
+        "timeout": "write it as 30s, 15m or 1h",
+        "budget_usd": "a non-negative number of dollars",
+    }
+    top = field.split(".")[0]
+    return hints.get(top, f"fix the value of {top}")
+
+
+def _check_pins(task: Task, name: str, config: Config) -> None:
+    if task.tool is not None and task.tool not in config.tools:
+        raise TaskRejected(
+            "unknown_tool", f"{name}: unknown tool {task.tool!r}", suggest(task.tool, config.tools)
+        )
+
+
+def inside(workspace: Path, relative: str, name: str, field: str) -> Path:
+    """Resolve a workspace-relative path; reject anything that escapes the workspace."""
+    root = workspace.resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        raise TaskRejected(
+            "path_outside_workspace",
+            f"{name}: {field} {relative!r} points outside the workspace",
+            "name a file inside the workspace, relative to it",
+        )
+    if not target.is_file():
+        raise TaskRejected(
+            "file_not_found",
+            f"{name}: {field} {relative!r} does not exist",
+            "create the file or fix the path (relative to the workspace)",
+        )
+    return target
+
+
+def _read_text(path: Path, name: str, field: str) -> str:
+    data = path.read_bytes()
+    if len(data) > MAX_TASK_BYTES * 8:
+        raise TaskRejected(
+            "too_large", f"{name}: {field} {path.name!r} is {len(data)} bytes", "shorten it"
+        )
+    return _decode(data, f"{name}: {field} {path.name!r}")
+
+
+def compose_prompt(task: Task, workspace: Path, name: str, profile: str | None = None) -> str:
+    """The text the tool receives: profile, then the prompt, then the context files."""
+    if task.prompt is not None:
+        body = task.prompt
+    elif task.prompt_file is not None:
+        body = _read_text(
+            inside(workspace, task.prompt_file, name, "prompt_file"), name, "prompt_file"
+        )
+    else:
+        body = _from_fields(task)
+    if not body.strip():
+        raise TaskRejected(
+            "empty_prompt",
+            f"{name}: nothing to do: no prompt, prompt_file, title or description",
+            "add `prompt:` (or title and description)",
+        )
+    parts = [profile.strip()] if profile else []
+    parts.append(body.strip())
+    for i, relative in enumerate(task.context_files):
+        field = f"context_files[{i}]"
+        text = _read_text(inside(workspace, relative, name, field), name, field)
+        parts.append(f"## {relative}\n\n{text.strip()}")
+    return "\n\n".join(parts) + "\n"
+
+
+def _from_fields(task: Task) -> str:
+    parts = []
+    if task.title:
+        parts.append(f"# {task.title}")
+    if task.description:
+        parts.append(str(task.description).strip())
+    notes = task.context.notes if task.context else None
+    if notes:
+        lines = notes if isinstance(notes, list) else [notes]
+        parts.append("Notes:\n" + "\n".join(f"- {str(n).strip()}" for n in lines))
+    if task.artefacts:
+        parts.append("Artefacts:\n" + "\n".join(f"- {a}" for a in task.artefacts))
+    return "\n\n".join(parts)
+
+
+def closest_ids(task_id: str, known: list[str]) -> list[str]:
+    return difflib.get_close_matches(task_id, known, n=3)
+
+
+# --- result files ----------------------------------------------------------------------
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Multi-line strings as `|` blocks, so results read well."""
+
+
+def _str_representer(dumper: Any, value: str) -> Any:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    text: str = yaml.dump(
+        dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
+    return text
+
+
+@dataclass
+class AttemptRecord:
+    tool: str
+    model: str | None
+    reason: str
+    started_at: str
+    duration_ms: int
+    exit_code: int | None
+    outcome: str  # succeeded | failed
+    error: dict[str, Any] | None = None
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+
+
+@dataclass
+class Result:
+    """Everything a result file says about one task (see ARCHITECTURE.md, "Result file")."""
+
+    id: str
+    status: str
+    agent: str | None = None
+    tool: str | None = None
+    model: str | None = None
+    route_reason: str | None = None
+    fallback_from: str | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    session_id: str | None = None
+    output: str | None = None
+    output_file: str | None = None
+    error: dict[str, str] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: int | None = None
+    task_file: str | None = None
+    task: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The result as an ordered mapping for YAML, without empty keys."""
+        doc = asdict(self)
+        return {k: v for k, v in doc.items() if v is not None and v != [] and v != {}}
+
+
+def error_info(kind: str, message: str, hint: str = "") -> dict[str, str]:
+    return {"kind": str(kind), "message": message, "hint": hint}

@@ -1,0 +1,870 @@
+"""A small deterministic fake LLM API for tests that drive the real agent CLIs offline.
+
+It speaks just enough of three provider APIs, streaming (SSE) included, for Claude Code,
+Codex and Gemini CLI to complete a prompt:
+
+* Anthropic Messages: ``POST /v1/messages`` (a ``?beta=true`` query is ignored), SSE when
+  the body says ``"stream": true``, one JSON message otherwise.
+* OpenAI Responses: ``POST /v1/responses``, SSE when ``"stream": true``.
+* Gemini: ``POST /v1beta/models/<model>:streamGenerateContent?alt=sse`` and
+  ``:generateContent`` (``/v1`` and ``/v1alpha`` are accepted too).
+
+Anything else is answered ``404`` with a JSON error, logged on stderr and recorded.
+
+Every answer names the model the request asked for (Anthropic ``message.model``, OpenAI
+``response.model``, Gemini ``modelVersion``).
+
+Markers
+-------
+What the server answers is decided by markers found in the text of the request's *last user
+message that carries text* (Anthropic ``messages``, OpenAI ``input``, Gemini ``contents``);
+system prompts, instructions and earlier messages are never searched. When a marker occurs
+more than once, the first occurrence wins. Parallel tests can thus share one server.
+
+``FAKE_REPLY=<word>``
+    The answer text is exactly ``<word>`` (everything up to the next whitespace). Default: a
+    fixed sentence per provider, ``Hello from the fake <provider> API.`` with ``<provider>``
+    one of ``anthropic``, ``openai``, ``gemini``.
+``FAKE_USAGE=<in>,<out>,<cache_read>,<cache_write>``
+    The token usage to report, as *normalised* numbers: ``in`` counts the input tokens that
+    were neither read from nor written to a cache, ``out`` the output tokens. Default
+    ``100,20,0,0``. The server converts them into each provider's own convention:
+
+    ===========  ==========================================================================
+    Anthropic    ``input_tokens = in``, ``cache_read_input_tokens = cache_read``,
+                 ``cache_creation_input_tokens = cache_write``, ``output_tokens = out``
+                 (input excludes the cache; both cache counts sit beside it).
+    OpenAI       ``input_tokens = in + cache_read + cache_write`` (input INCLUDES the cache),
+                 ``input_tokens_details.cached_tokens = cache_read``,
+                 ``input_tokens_details.cache_write_tokens = cache_write``,
+                 ``output_tokens = out``, ``output_tokens_details.reasoning_tokens = 0``,
+                 ``total_tokens = input_tokens + out``.
+    Gemini       ``promptTokenCount = in + cache_read + cache_write`` (prompt INCLUDES the
+                 cache), ``cachedContentTokenCount = cache_read``, ``candidatesTokenCount =
+                 out``, ``thoughtsTokenCount = 0``, ``totalTokenCount = promptTokenCount +
+                 out``. Gemini has no cache-write count: cache writes are plain prompt tokens.
+    ===========  ==========================================================================
+
+``FAKE_STATUS=<code>``
+    Answer with that HTTP status (a 4xx or 5xx code; others are ignored) and the provider's
+    own JSON error body (Anthropic ``{"type": "error", "error": {"type", "message"}}``,
+    OpenAI ``{"error": {"message", "type", "param", "code"}}``, Gemini ``{"error": {"code",
+    "message", "status"}}``).
+    Known codes: 400, 401, 403, 404, 429, 500, 502, 503, 504, 529; other codes get a generic
+    body. 429, 503 and 529 carry a ``retry-after`` header.
+``FAKE_RETRY_AFTER=<seconds>``
+    The ``retry-after`` value of such an error (an integer). Default ``7``.
+``FAKE_DELAY=<seconds>``
+    Sleep that long (a decimal number) before answering, errors included (for timeout tests).
+    ``FakeLLMAPI.stop()`` cuts the sleep short.
+
+Gemini CLI's utility calls (the ``auto`` model router, next-speaker checks) ask for JSON that
+fits a response schema (``generationConfig.responseJsonSchema`` or ``responseSchema``). Such a
+request is answered with a JSON object filled in from the schema instead of the reply text:
+strings ``"fake"``, numbers their ``minimum`` (else 1, so ``complexity_score`` is 1, the
+simplest routing), enums their first value, booleans ``false``, arrays ``[]``. The usage,
+status and delay markers still apply to it.
+
+Use in tests::
+
+    with FakeLLMAPI() as api:
+        env["ANTHROPIC_BASE_URL"] = api.base_url  # "http://127.0.0.1:PORT"
+        ...
+        assert api.requests[0].prompt == "FAKE_REPLY=pong"
+
+Standalone (benchmarks): ``python -m tests.fake_llm_api [--port N] [--verbose]`` prints the
+port number on a line of its own, then serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from types import FrameType, TracebackType
+
+__all__ = [
+    "DEFAULT_USAGE",
+    "FakeLLMAPI",
+    "Markers",
+    "RecordedRequest",
+    "Usage",
+    "parse_markers",
+]
+
+JsonObject = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- markers
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Normalised token usage: ``input`` excludes the cache reads and writes."""
+
+    input: int
+    output: int
+    cache_read: int = 0
+    cache_write: int = 0
+
+    @property
+    def prompt_total(self) -> int:
+        """All prompt tokens, cached or not (OpenAI's and Gemini's input count)."""
+        return self.input + self.cache_read + self.cache_write
+
+
+DEFAULT_USAGE = Usage(input=100, output=20, cache_read=0, cache_write=0)
+DEFAULT_RETRY_AFTER = 7
+
+
+@dataclass(frozen=True)
+class Markers:
+    """What one prompt asks the server to do (see the module docstring)."""
+
+    reply: str | None = None
+    usage: Usage = DEFAULT_USAGE
+    status: int | None = None
+    retry_after: int = DEFAULT_RETRY_AFTER
+    delay: float = 0.0
+
+
+_REPLY_RE = re.compile(r"FAKE_REPLY=(\S+)")
+_USAGE_RE = re.compile(r"FAKE_USAGE=(\d+),(\d+),(\d+),(\d+)")
+_STATUS_RE = re.compile(r"FAKE_STATUS=([45]\d\d)")
+_RETRY_AFTER_RE = re.compile(r"FAKE_RETRY_AFTER=(\d+)")
+_DELAY_RE = re.compile(r"FAKE_DELAY=(\d+(?:\.\d+)?)")
+
+
+def parse_markers(text: str) -> Markers:
+    """Read the ``FAKE_*`` markers out of a prompt's text."""
+    reply = _REPLY_RE.search(text)
+    usage = _USAGE_RE.search(text)
+    status = _STATUS_RE.search(text)
+    retry_after = _RETRY_AFTER_RE.search(text)
+    delay = _DELAY_RE.search(text)
+    return Markers(
+        reply=reply.group(1) if reply else None,
+        usage=Usage(*(int(n) for n in usage.groups())) if usage else DEFAULT_USAGE,
+        status=int(status.group(1)) if status else None,
+        retry_after=int(retry_after.group(1)) if retry_after else DEFAULT_RETRY_AFTER,
+        delay=float(delay.group(1)) if delay else 0.0,
+    )
+
+
+# --------------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status, extra headers, and a body written chunk by chunk."""
+
+    status: int
+    content_type: str
+    chunks: Sequence[bytes]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def json_answer(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Answer:
+    body = json.dumps(payload).encode()
+    return Answer(status, "application/json", [body], headers or {})
+
+
+def sse_frame(data: object, event: str | None = None) -> bytes:
+    """One server-sent event; ``event`` adds an ``event:`` line before the data."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n".encode()
+
+
+def sse_answer(frames: Sequence[bytes], headers: Mapping[str, str] | None = None) -> Answer:
+    all_headers = {"cache-control": "no-cache", **(headers or {})}
+    return Answer(200, "text/event-stream; charset=utf-8", frames, all_headers)
+
+
+def split_text(text: str) -> list[str]:
+    """Split an answer into word-sized deltas (at least one, even for empty text)."""
+    return re.findall(r"\S+\s*|\s+", text) or [""]
+
+
+def retry_headers(status: int, retry_after: int) -> dict[str, str]:
+    return {"retry-after": str(retry_after)} if status in (429, 503, 529) else {}
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """How each provider names one HTTP error status."""
+
+    anthropic_type: str
+    openai_type: str
+    openai_code: str | None
+    google_status: str
+    message: str
+
+
+# status: (Anthropic error type, OpenAI error type, OpenAI error code, Google RPC status)
+ERROR_NAMES: dict[int, tuple[str, str, str | None, str]] = {
+    400: ("invalid_request_error", "invalid_request_error", None, "INVALID_ARGUMENT"),
+    401: ("authentication_error", "invalid_request_error", "invalid_api_key", "UNAUTHENTICATED"),
+    403: ("permission_error", "invalid_request_error", None, "PERMISSION_DENIED"),
+    404: ("not_found_error", "invalid_request_error", "model_not_found", "NOT_FOUND"),
+    429: ("rate_limit_error", "requests", "rate_limit_exceeded", "RESOURCE_EXHAUSTED"),
+    500: ("api_error", "server_error", None, "INTERNAL"),
+    502: ("api_error", "server_error", None, "UNAVAILABLE"),
+    503: ("api_error", "server_error", None, "UNAVAILABLE"),
+    504: ("timeout_error", "server_error", None, "DEADLINE_EXCEEDED"),
+    529: ("overloaded_error", "server_error", None, "UNAVAILABLE"),
+}
+_OTHER_CLIENT_ERROR = (
+    "invalid_request_error",
+    "invalid_request_error",
+    None,
+    "FAILED_PRECONDITION",
+)
+_OTHER_SERVER_ERROR = ("api_error", "server_error", None, "UNKNOWN")
+
+
+def error_kind(status: int) -> ErrorKind:
+    other = _OTHER_CLIENT_ERROR if status < 500 else _OTHER_SERVER_ERROR
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:  # 529 and other non-standard codes
+        phrase = "Overloaded" if status == 529 else f"Error {status}"
+    return ErrorKind(*ERROR_NAMES.get(status, other), message=f"{phrase} (fake API).")
+
+
+# --------------------------------------------------------------------------- providers
+
+
+@dataclass(frozen=True)
+class Call:
+    """One model call as a provider sees it."""
+
+    model: str
+    prompt: str
+    stream: bool
+    body: JsonObject
+    query: Mapping[str, str]
+    markers: Markers
+    serial: int  # 1 for the server's first call, 2 for the next...
+
+    @property
+    def request_id(self) -> str:
+        return f"req_fake_{self.serial}"
+
+
+class Provider:
+    """One provider's wire format: where the prompt is, how answers and errors look."""
+
+    name: ClassVar[str]
+
+    @property
+    def default_reply(self) -> str:
+        return f"Hello from the fake {self.name} API."
+
+    def reply_text(self, call: Call) -> str:
+        return call.markers.reply if call.markers.reply is not None else self.default_reply
+
+    def model(self, body: JsonObject) -> str:
+        return str(body.get("model") or "unknown-model")
+
+    def stream(self, body: JsonObject) -> bool:
+        return bool(body.get("stream"))
+
+    def prompt(self, body: JsonObject) -> str:
+        raise NotImplementedError
+
+    def answer(self, call: Call) -> Answer:
+        raise NotImplementedError
+
+    def error(self, status: int, call: Call) -> Answer:
+        raise NotImplementedError
+
+
+def text_of(content: object, text_types: tuple[str, ...]) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = [
+        str(part["text"])
+        for part in content
+        if isinstance(part, dict) and part.get("type", "text") in text_types and "text" in part
+    ]
+    return "\n".join(texts)
+
+
+def last_user_text(messages: object, content_key: str, text_types: tuple[str, ...]) -> str:
+    """The text of the last message with role ``user`` that carries any text."""
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        text = text_of(message.get(content_key), text_types)
+        if text:
+            return text
+    return ""
+
+
+class Anthropic(Provider):
+    name = "anthropic"
+
+    def prompt(self, body: JsonObject) -> str:
+        return last_user_text(body.get("messages"), "content", ("text",))
+
+    @staticmethod
+    def usage(usage: Usage) -> JsonObject:
+        return {
+            "input_tokens": usage.input,
+            "cache_creation_input_tokens": usage.cache_write,
+            "cache_read_input_tokens": usage.cache_read,
+            "output_tokens": usage.output,
+        }
+
+    def message(self, call: Call, content: list[JsonObject], stop_reason: str | None) -> JsonObject:
+        usage = self.usage(call.markers.usage)
+        if stop_reason is None:  # message_start: output not counted yet
+            usage["output_tokens"] = 1
+        return {
+            "id": f"msg_fake_{call.serial}",
+            "type": "message",
+            "role": "assistant",
+            "model": call.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+
+    def answer(self, call: Call) -> Answer:
+        text = self.reply_text(call)
+        headers = {"request-id": call.request_id}
+        if not call.stream:
+            block = {"type": "text", "text": text}
+            return json_answer(200, self.message(call, [block], "end_turn"), headers)
+        return sse_answer(list(self.events(call, text)), headers)
+
+    def events(self, call: Call, text: str) -> Iterator[bytes]:
+        def frame(data: JsonObject) -> bytes:
+            return sse_frame(data, event=str(data["type"]))
+
+        yield frame({"type": "message_start", "message": self.message(call, [], None)})
+        empty_block = {"type": "text", "text": ""}
+        yield frame({"type": "content_block_start", "index": 0, "content_block": empty_block})
+        for piece in split_text(text):
+            delta = {"type": "text_delta", "text": piece}
+            yield frame({"type": "content_block_delta", "index": 0, "delta": delta})
+        yield frame({"type": "content_block_stop", "index": 0})
+        yield frame(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": self.usage(call.markers.usage),
+            }
+        )
+        yield frame({"type": "message_stop"})
+
+    def error(self, status: int, call: Call) -> Answer:
+        kind = error_kind(status)
+        payload = {
+            "type": "error",
+            "error": {"type": kind.anthropic_type, "message": kind.message},
+            "request_id": call.request_id,
+        }
+        headers = {"request-id": call.request_id, **retry_headers(status, call.markers.retry_after)}
+        return json_answer(status, payload, headers)
+
+
+class OpenAIResponses(Provider):
+    name = "openai"
+
+    def prompt(self, body: JsonObject) -> str:
+        items = body.get("input")
+        if isinstance(items, str):
+            return items
+        return last_user_text(items, "content", ("input_text", "text"))
+
+    @staticmethod
+    def usage(usage: Usage) -> JsonObject:
+        return {
+            "input_tokens": usage.prompt_total,
+            "input_tokens_details": {
+                "cached_tokens": usage.cache_read,
+                "cache_write_tokens": usage.cache_write,
+            },
+            "output_tokens": usage.output,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage.prompt_total + usage.output,
+        }
+
+    @staticmethod
+    def message_item(call: Call, text: str | None) -> JsonObject:
+        content = [] if text is None else [{"type": "output_text", "text": text, "annotations": []}]
+        return {
+            "id": f"msg_fake_{call.serial}",
+            "type": "message",
+            "status": "in_progress" if text is None else "completed",
+            "role": "assistant",
+            "content": content,
+        }
+
+    def response(self, call: Call, output: list[JsonObject], done: bool) -> JsonObject:
+        return {
+            "id": f"resp_fake_{call.serial}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed" if done else "in_progress",
+            "model": call.model,
+            "output": output,
+            "usage": self.usage(call.markers.usage) if done else None,
+        }
+
+    def answer(self, call: Call) -> Answer:
+        text = self.reply_text(call)
+        headers = {"x-request-id": call.request_id}
+        if not call.stream:
+            done = self.response(call, [self.message_item(call, text)], done=True)
+            return json_answer(200, done, headers)
+        return sse_answer(self.frames(call, text), headers)
+
+    def frames(self, call: Call, text: str) -> list[bytes]:
+        item_id = f"msg_fake_{call.serial}"
+        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+        empty_part = {"type": "output_text", "text": "", "annotations": []}
+        full_part = {**empty_part, "text": text}
+        done_item = self.message_item(call, text)
+        events: list[JsonObject] = [
+            {"type": "response.created", "response": self.response(call, [], done=False)},
+            {"type": "response.in_progress", "response": self.response(call, [], done=False)},
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": self.message_item(call, None),
+            },
+            {"type": "response.content_part.added", **where, "part": empty_part},
+            *(
+                {"type": "response.output_text.delta", **where, "delta": p}
+                for p in split_text(text)
+            ),
+            {"type": "response.output_text.done", **where, "text": text},
+            {"type": "response.content_part.done", **where, "part": full_part},
+            {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+            {"type": "response.completed", "response": self.response(call, [done_item], True)},
+        ]
+        return [
+            sse_frame({**event, "sequence_number": n}, event=str(event["type"]))
+            for n, event in enumerate(events)
+        ]
+
+    def error(self, status: int, call: Call) -> Answer:
+        kind = error_kind(status)
+        payload = {
+            "error": {
+                "message": kind.message,
+                "type": kind.openai_type,
+                "param": None,
+                "code": kind.openai_code,
+            }
+        }
+        headers = {
+            "x-request-id": call.request_id,
+            **retry_headers(status, call.markers.retry_after),
+        }
+        return json_answer(status, payload, headers)
+
+
+def fill_schema(schema: object) -> object:
+    """A value that fits a (Gemini or JSON) schema; see the module docstring."""
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = str(schema.get("type", "object")).lower()
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: fill_schema(sub) for name, sub in properties.items()}
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    fillers: dict[str, object] = {"string": "fake", "boolean": False, "array": []}
+    return fillers.get(kind)
+
+
+class Gemini(Provider):
+    name = "gemini"
+
+    def prompt(self, body: JsonObject) -> str:
+        return last_user_text(body.get("contents"), "parts", ("text",))
+
+    @staticmethod
+    def schema(body: JsonObject) -> object:
+        config = body.get("generationConfig") or {}
+        return config.get("responseJsonSchema") or config.get("responseSchema")
+
+    def reply_text(self, call: Call) -> str:
+        schema = self.schema(call.body)
+        if schema is None:
+            return super().reply_text(call)
+        return json.dumps(fill_schema(schema))
+
+    @staticmethod
+    def usage(usage: Usage) -> JsonObject:
+        return {
+            "promptTokenCount": usage.prompt_total,
+            "candidatesTokenCount": usage.output,
+            "cachedContentTokenCount": usage.cache_read,
+            "thoughtsTokenCount": 0,
+            "totalTokenCount": usage.prompt_total + usage.output,
+        }
+
+    def chunk(self, call: Call, text: str, last: bool) -> JsonObject:
+        candidate: JsonObject = {
+            "content": {"role": "model", "parts": [{"text": text}]},
+            "index": 0,
+        }
+        if last:
+            candidate["finishReason"] = "STOP"
+        return {
+            "candidates": [candidate],
+            "usageMetadata": self.usage(call.markers.usage),
+            "modelVersion": call.model,
+            "responseId": f"fake_{call.serial}",
+        }
+
+    def answer(self, call: Call) -> Answer:
+        text = self.reply_text(call)
+        if not call.stream:
+            return json_answer(200, self.chunk(call, text, last=True))
+        pieces = split_text(text)
+        chunks = [self.chunk(call, p, last=n == len(pieces) - 1) for n, p in enumerate(pieces)]
+        if call.query.get("alt") != "sse":  # Google's non-SSE stream: one JSON array
+            return json_answer(200, chunks)
+        return sse_answer([sse_frame(chunk) for chunk in chunks])
+
+    def error(self, status: int, call: Call) -> Answer:
+        kind = error_kind(status)
+        payload = {"error": {"code": status, "message": kind.message, "status": kind.google_status}}
+        return json_answer(status, payload, retry_headers(status, call.markers.retry_after))
+
+
+ANTHROPIC = Anthropic()
+OPENAI = OpenAIResponses()
+GEMINI = Gemini()
+
+_GEMINI_PATH = re.compile(
+    r"^/v1(?:beta|alpha)?/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: Provider
+    model: str | None = None  # Gemini names the model in the path
+    stream: bool | None = None  # ... and the streaming in the method
+
+
+def route(path: str) -> Route | None:
+    """Which provider a POST path belongs to, or None when the path is unknown."""
+    if path == "/v1/messages":
+        return Route(ANTHROPIC)
+    if path == "/v1/responses":
+        return Route(OPENAI)
+    match = _GEMINI_PATH.match(path)
+    if match:
+        return Route(GEMINI, match["model"], match["method"] == "streamGenerateContent")
+    return None
+
+
+# --------------------------------------------------------------------------- the server
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server answered."""
+
+    provider: str  # "anthropic", "openai", "gemini" or "unknown"
+    method: str
+    path: str  # without the query string
+    query: str
+    model: str | None
+    prompt: str  # the last user message's text, where the markers were searched
+    stream: bool
+    status: int  # the HTTP status answered
+    headers: Mapping[str, str]  # request headers, names lower-cased
+    body: Any  # the parsed JSON body (None when there was none)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # benchmarks start many CLIs at once
+    api: FakeLLMAPI
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeLLMAPI/1"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    @property
+    def api(self) -> FakeLLMAPI:
+        return cast("_Server", self.server).api
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request log line; the API logs what matters."""
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        try:
+            self.api.serve(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. its timeout)
+
+    def read_json(self) -> object:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode("utf-8", "replace")
+
+    def send_answer(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        self.send_header("content-type", answer.content_type)
+        self.send_header("content-length", str(sum(len(c) for c in answer.chunks)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        for chunk in answer.chunks:
+            self.wfile.write(chunk)
+            self.wfile.flush()
+
+
+class FakeLLMAPI:
+    """The fake API on ``127.0.0.1``, served from a daemon thread; a context manager.
+
+    ``port=0`` (the default) picks a free port. ``verbose`` logs every request on stderr
+    (unknown paths are always logged).
+    """
+
+    def __init__(self, port: int = 0, *, verbose: bool = False) -> None:
+        self._requested_port = port
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._counter = 0
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeLLMAPI:
+        if self._server is not None:
+            raise RuntimeError("FakeLLMAPI already started")
+        self._stopping.clear()
+        server = _Server(("127.0.0.1", self._requested_port), _Handler)
+        server.api = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},  # how long stop() may wait for the loop
+            name=f"fake-llm-api:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent); pending ``FAKE_DELAY`` sleeps end at once."""
+        self._stopping.set()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeLLMAPI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeLLMAPI is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``, without any ``/v1``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # ----------------------------------------------------------- recordings
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the requests answered so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+        unknown = request.provider == "unknown"
+        if self.verbose or unknown:
+            note = " (unknown path)" if unknown else ""
+            print(
+                f"[fake-llm-api] {request.method} {request.path} -> {request.status}"
+                f" provider={request.provider} model={request.model}"
+                f" stream={request.stream}{note}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _next_serial(self) -> int:
+        with self._lock:
+            self._counter += 1
+            return self._counter
+
+    # ----------------------------------------------------------- serving
+
+    def serve(self, handler: _Handler) -> None:
+        """Answer one HTTP request (called on the handler's thread)."""
+        url = urlsplit(handler.path)
+        body = handler.read_json()
+        found = route(url.path) if handler.command == "POST" else None
+        if found is None:
+            message = f"fake LLM API: no route for {handler.command} {url.path}"
+            self._reject(handler, body, "unknown", HTTPStatus.NOT_FOUND, message)
+            return
+        if not isinstance(body, dict):
+            message = "fake LLM API: the request body must be a JSON object"
+            self._reject(handler, body, found.provider.name, HTTPStatus.BAD_REQUEST, message)
+            return
+        call = self._call(found, body, url.query)
+        if call.markers.delay:
+            self._stopping.wait(call.markers.delay)
+        status = call.markers.status
+        answer = found.provider.error(status, call) if status else found.provider.answer(call)
+        self._record(
+            recording(
+                handler,
+                body,
+                found.provider.name,
+                answer.status,
+                call.model,
+                call.prompt,
+                call.stream,
+            )
+        )
+        handler.send_answer(answer)
+
+    def _call(self, found: Route, body: JsonObject, query: str) -> Call:
+        provider = found.provider
+        prompt = provider.prompt(body)
+        return Call(
+            model=found.model or provider.model(body),
+            prompt=prompt,
+            stream=provider.stream(body) if found.stream is None else found.stream,
+            body=body,
+            query={name: values[0] for name, values in parse_qs(query).items()},
+            markers=parse_markers(prompt),
+            serial=self._next_serial(),
+        )
+
+    def _reject(
+        self, handler: _Handler, body: object, provider: str, status: HTTPStatus, message: str
+    ) -> None:
+        self._record(recording(handler, body, provider, status))
+        payload = {"error": {"code": int(status), "status": status.phrase, "message": message}}
+        handler.send_answer(json_answer(status, payload))
+
+
+def recording(
+    handler: _Handler,
+    body: object,
+    provider: str,
+    status: int,
+    model: str | None = None,
+    prompt: str = "",
+    stream: bool = False,
+) -> RecordedRequest:
+    url = urlsplit(handler.path)
+    return RecordedRequest(
+        provider=provider,
+        method=handler.command,
+        path=url.path,
+        query=url.query,
+        model=model,
+        prompt=prompt,
+        stream=stream,
+        status=int(status),
+        headers={name.lower(): value for name, value in handler.headers.items()},
+        body=body,
+    )
+
+
+# --------------------------------------------------------------------------- standalone
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the fake LLM API until SIGTERM/SIGINT.")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    args = parser.parse_args(argv)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with FakeLLMAPI(args.port, verbose=args.verbose) as api:
+        print(api.port, flush=True)
+        while not done.wait(1.0):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""A stand-in agent CLI for the pipeline tests, driven by directives in its prompt.
+
+It reads the prompt from stdin (or from the file named by --prompt-file, or --prompt) and
+obeys lines of the form `DIRECTIVE` or `DIRECTIVE=value`:
+
+    SLEEP=<s>            sleep before answering
+    EXIT=<code>          exit with this code (after printing)
+    GRANDCHILD=<pidfile> spawn a grandchild that ignores SIGTERM, write its pid, then sleep
+    IGNORE_TERM          ignore SIGTERM itself
+    PRINT_ENV            answer with the sorted names of the environment variables
+    FLOOD=<bytes>        write this many bytes to stdout and stderr first
+    HOLD_STDOUT=<pidfile> leave a grandchild holding stdout open, then exit at once
+    STARTED=<file>       append "<task> <time.time()>" to this file when it starts
+    KILL_SELF            die by SIGKILL
+    GARBAGE              print something that is not JSON
+
+The answer is JSON: {"result": <prompt echo>, "usage": {...}, "model": <--model>}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def directives(prompt: str) -> dict[str, str]:
+    found = {}
+    for line in prompt.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key.isupper() and key.replace("_", "").isalpha():
+            found[key] = value
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="")
+    parser.add_argument("--prompt")
+    parser.add_argument("--prompt-file")
+    parser.add_argument("--task", default="")
+    args = parser.parse_args()
+    if args.prompt is not None:
+        prompt = args.prompt
+    elif args.prompt_file:
+        with open(args.prompt_file, encoding="utf-8") as f:
+            prompt = f.read()
+    else:
+        prompt = sys.stdin.read()
+    d = directives(prompt)
+    if "STARTED" in d:
+        with open(d["STARTED"], "a", encoding="utf-8") as f:
+            f.write(f"{args.task} {time.time()}\n")
+    if "IGNORE_TERM" in d:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if "FLOOD" in d:
+        chunk = b"x" * 65536
+        for _ in range(int(d["FLOOD"]) // len(chunk)):
+            sys.stdout.buffer.write(chunk)
+            sys.stderr.buffer.write(chunk)
+    if "GRANDCHILD" in d:
+        code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        child = subprocess.Popen([sys.executable, "-c", code])
+        with open(d["GRANDCHILD"], "w", encoding="utf-8") as f:
+            f.write(str(child.pid))
+    if "HOLD_STDOUT" in d:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(d["HOLD_STDOUT"], "w", encoding="utf-8") as f:
+            f.write(str(child.pid))
+    if "KILL_SELF" in d:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if "SLEEP" in d:
+        time.sleep(float(d["SLEEP"]))
+    if "GARBAGE" in d:
+        sys.stdout.write("this is not json\n")
+        return int(d.get("EXIT", "0") or 0)
+    text = " ".join(sorted(os.environ)) if "PRINT_ENV" in d else prompt
+    answer = {
+        "result": text,
+        "model": args.model,
+        "usage": {"input_tokens": len(prompt) // 4, "output_tokens": len(text) // 4},
+    }
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+    return int(d.get("EXIT", "0") or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
