@@ -179,9 +179,10 @@ def test_rejected_inputs_each_get_a_result_and_the_daemon_lives_on(
     assert daemon.process.poll() is None
 
 
-def test_live_daemon_sees_files_before_and_after_start(workspace: Path) -> None:
+@pytest.mark.parametrize("mode", ["events", "polling"])
+def test_live_daemon_sees_files_before_and_after_start(workspace: Path, mode: str) -> None:
     drop_task(workspace, "before.yaml", {"agent": "worker", "prompt": "early"})
-    d = Daemon(workspace)
+    d = Daemon(workspace, *(["--poll"] if mode == "polling" else []))
     try:
         wait_for(lambda: "before" in results(workspace), what="the file written before start")
         for i in range(5):
@@ -350,3 +351,20 @@ def test_exec_with_context_files(workspace: Path, tmp_path: Path) -> None:
     failed = orchestrator(workspace, "exec", "--agent", "worker", "--prompt", "EXIT=2")
     assert failed.returncode == 1
     assert "nonzero_exit" in failed.stderr or "exited with code 2" in failed.stderr
+
+
+def test_per_tool_concurrency_limit(workspace: Path) -> None:
+    files = base_config()
+    files["tools.yaml"]["tools"]["fake"]["max_concurrency"] = 2
+    write_config(workspace, files)
+    log = workspace.parent / "started.log"
+    for i in range(6):
+        drop_task(
+            workspace, f"c{i}.yaml", {"agent": "worker", "prompt": f"STARTED={log}\nSLEEP=0.6"}
+        )
+    run_once(workspace, "--concurrency", "8")
+    starts = sorted(float(line.split()[1]) for line in log.read_text().splitlines())
+    assert len(starts) == 6
+    # two at a time: the third and fifth starts wait for a slot of the tool
+    assert starts[2] - starts[0] >= 0.5
+    assert starts[4] - starts[2] >= 0.5

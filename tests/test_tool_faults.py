@@ -1,0 +1,98 @@
+"""Tools that misbehave: floods, held pipes, signals, unrunnable binaries."""
+
+from __future__ import annotations
+
+import stat
+import time
+from pathlib import Path
+
+import anyio
+
+from orchestrator.process import BoundedBuffer, run_process
+from tests.conftest import (
+    FAKE_TOOL,
+    base_config,
+    drop_task,
+    fake_tool,
+    orchestrator,
+    process_gone,
+    result,
+    wait_for,
+    write_config,
+)
+
+
+def configure(workspace: Path, **tools: dict[str, object]) -> None:
+    files = base_config()
+    files["tools.yaml"]["tools"].update(tools)
+    files["agents.yaml"]["agents"]["odd"] = {"preferred_tool": next(iter(tools))}
+    files["policies.yaml"]["retries"]["max_attempts"] = 1
+    write_config(workspace, files)
+
+
+def test_flooding_tool_output_is_bounded(workspace: Path) -> None:
+    configure(workspace, flood=fake_tool(output={"format": "text"}))
+    drop_task(workspace, "f.yaml", {"agent": "odd", "prompt": "FLOOD=40000000"})
+    done = orchestrator(workspace, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    res = result(workspace, "f")
+    assert res["status"] == "succeeded"
+    output = (workspace / "work" / "outbox" / res["output_file"]).read_text()
+    assert len(output) < 9 * 1024 * 1024
+    assert "bytes dropped ..." in output
+
+
+def test_tool_exiting_while_a_grandchild_holds_stdout(workspace: Path) -> None:
+    pidfile = workspace.parent / "holder.pid"
+    drop_task(workspace, "h.yaml", {"agent": "worker", "prompt": f"HOLD_STDOUT={pidfile}"})
+    started = time.monotonic()
+    done = orchestrator(workspace, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 20
+    assert result(workspace, "h")["status"] == "succeeded"
+    wait_for(lambda: process_gone(int(pidfile.read_text())), timeout=5, what="holder gone")
+
+
+def test_tool_killed_by_a_signal(workspace: Path) -> None:
+    configure(workspace, selfkill=fake_tool())
+    drop_task(workspace, "k.yaml", {"agent": "odd", "prompt": "KILL_SELF"})
+    assert orchestrator(workspace, "run", "--once").returncode == 0
+    res = result(workspace, "k")
+    assert res["status"] == "failed"
+    assert res["error"]["kind"] == "killed_by_signal"
+    assert "signal 9" in res["error"]["message"]
+
+
+def test_binary_that_is_not_executable(workspace: Path) -> None:
+    script = workspace / "tool.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    configure(workspace, noexec=fake_tool(binary=str(script), args=[]))
+    drop_task(workspace, "n.yaml", {"agent": "odd", "prompt": "hi"})
+    assert orchestrator(workspace, "run", "--once").returncode == 0
+    res = result(workspace, "n")
+    assert res["status"] == "failed"
+    assert res["error"]["kind"] == "not_executable"
+    assert "chmod +x" in res["error"]["hint"]
+
+
+def test_bounded_buffer_keeps_head_and_tail() -> None:
+    buf = BoundedBuffer(10)
+    for chunk in (b"abc", b"defgh", b"ijklmnop", b"qrstuvwxyz"):
+        buf.add(chunk)
+    assert buf.value() == b"abcde\n[... 16 bytes dropped ...]\nvwxyz"
+
+
+async def test_cancelling_a_run_kills_the_whole_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "gc.pid"
+    prompt = f"GRANDCHILD={pidfile}\nIGNORE_TERM\nSLEEP=60\n".encode()
+    with anyio.move_on_after(1.5):
+        await run_process(
+            ["python3", FAKE_TOOL],
+            env={"PATH": "/usr/bin:/bin"},
+            cwd=tmp_path,
+            stdin=prompt,
+            limit_s=60,
+            grace=0.2,
+        )
+    wait_for(lambda: process_gone(int(pidfile.read_text())), timeout=5, what="grandchild gone")
