@@ -199,7 +199,9 @@ async def _attempt(
         ctx = RunContext(task_id=task.id, workspace=config.root, run_dir=run_dir)
         invocation = adapter.build(tool, attempt.model, prompt, ctx)
         for name, data in invocation.files.items():
-            (run_dir / name).write_bytes(data)
+            target = run_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         env = tool_env(tool, invocation.env, run_dir)
         failure = _missing_binary(invocation.argv[0], env["PATH"], attempt.tool)
         if failure is None:
