@@ -130,6 +130,52 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from orchestrator.reports import render_status, status_data
+
+    root = _root(args)
+    while True:
+        data = status_data(root)
+        text = json.dumps(data, indent=2) if args.json else render_status(data)
+        if not args.watch:
+            print(text)
+            return 0
+        print("\x1b[2J\x1b[H" + text, flush=True)
+        time.sleep(args.interval)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from orchestrator.reports import (
+        parse_day,
+        read_budgets,
+        render_stats,
+        render_stats_csv,
+        render_stats_json,
+        stats_rows,
+    )
+
+    root = _root(args)
+    zone = read_budgets(root).timezone
+    try:
+        since = parse_day(args.since, zone) if args.since else None
+        until = parse_day(args.until, zone, end=True) if args.until else None
+    except ValueError as exc:
+        from orchestrator.errors import UsageError
+
+        raise UsageError(f"--since/--until: {exc} (write YYYY-MM-DD)") from None
+    rows = stats_rows(root, period=args.period, by=args.by, since=since, until=until)
+    if args.json:
+        print(render_stats_json(rows))
+    elif args.csv:
+        print(render_stats_csv(rows), end="")
+    else:
+        print(render_stats(rows, args.by))
+    return 0
+
+
 def _prompt(args: argparse.Namespace) -> str:
     from orchestrator.errors import UsageError
 
@@ -189,6 +235,23 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds running tasks get to finish after SIGTERM (default 30)",
     )
+
+    status = add("status", cmd_status, "the queue, running tasks and spend against budgets")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    status.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+
+    stats = add("stats", cmd_stats, "spend reports from the telemetry database")
+    period = stats.add_mutually_exclusive_group()
+    for name in ("daily", "weekly", "monthly"):
+        period.add_argument(f"--{name}", dest="period", action="store_const", const=name)
+    stats.set_defaults(period="daily")
+    stats.add_argument("--by", choices=["agent", "model", "tool"], default="model")
+    stats.add_argument("--since", metavar="DATE", help="first day (YYYY-MM-DD, budget zone)")
+    stats.add_argument("--until", metavar="DATE", help="last day, included")
+    fmt = stats.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
 
     submit = add("submit", cmd_submit, "write a task file into the inbox, print its id")
     _task_options(submit)

@@ -93,6 +93,9 @@ class ToolConfig(Strict):
     approval_mode: str | None = None
     max_turns: int | None = Field(default=None, ge=1)
     extra_args: list[str] = Field(default_factory=list)
+    # Tokens the CLI adds to every request (its own system prompt and tool definitions),
+    # counted in budget estimates.
+    prompt_overhead_tokens: int = Field(default=0, ge=0)
 
 
 class ToolsFile(Strict):
@@ -115,6 +118,7 @@ class ModelConfig(Strict):
     provider: str | None = None
     price_per_mtok: Prices | None = None
     context_window: int | None = Field(default=None, gt=0)
+    rate_limit: RateLimit | None = None
 
 
 class ModelsFile(Strict):
@@ -151,6 +155,8 @@ class Budgets(Strict):
     mode: Literal["soft", "hard"] = "hard"
     timezone: str = "UTC"
     per_agent: dict[str, AgentBudget] = Field(default_factory=dict)
+    on_budget_exhausted: Literal["block", "downgrade"] = "block"
+    estimated_output_tokens: int = Field(default=2000, ge=0)
 
 
 class CostOptimization(Strict):

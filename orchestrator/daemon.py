@@ -1,7 +1,7 @@
 """The daemon: wires watcher → claim → parse → queue → execute → result with one anyio
 task group tree, and shuts down gracefully.
 
-    outer ── signals
+    outer ── telemetry writer (outlives the jobs, drains at the end), signals
       └── jobs ── one task per running job (global concurrency via a semaphore)
             └── intake ── watcher (or the --once drain), ingest, dispatcher
 
@@ -13,11 +13,13 @@ signal cancels at once.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
 import math
 import signal
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 import anyio
 import yaml
 
+from orchestrator import pricing
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import Engine, execute, iso, now_utc
 from orchestrator.tasks import (
@@ -37,6 +40,8 @@ from orchestrator.tasks import (
     load_mapping,
     parse_task,
 )
+from orchestrator.telemetry.store import connect, spend_between
+from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
 from orchestrator.workdir import Workdir, atomic_write
 
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream
 
     from orchestrator.config import Config
+    from orchestrator.policy import Window
+    from orchestrator.routing import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +108,10 @@ class Daemon:
         self.config = config
         self.options = options
         self.workdir = Workdir(config.root)
-        self.engine = Engine(config, self.workdir.runs)
+        self.telemetry = TelemetryWriter(self.workdir.work / "telemetry.db")
+        self.engine = Engine(
+            config, self.workdir.runs, telemetry=self.telemetry, load_spent=self._spent_in
+        )
         self.queue = JobQueue()
         self.slots = anyio.Semaphore(options.concurrency)
         self.active = 0
@@ -109,22 +119,30 @@ class Daemon:
         self.idle = anyio.Event()
         self.order = itertools.count()
         self.profiles: dict[str, str | None] = {}
+        self.intake: TaskGroup
+        self.jobs: TaskGroup
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
         self.workdir.ensure()
         with self.workdir.lock():
+            await anyio.to_thread.run_sync(self._migrate)
             for path in self.workdir.in_running():
                 log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)
                 self.admit_claimed(path, recovered=True)
             async with anyio.create_task_group() as outer:
-                await self._run_jobs(outer)
-                outer.cancel_scope.cancel()
+                outer.start_soon(self.telemetry.run)
+                outer.start_soon(anyio.to_thread.run_sync, pricing.warm_up)
+                signals = anyio.CancelScope()
+                outer.start_soon(self._signals, signals)
+                await self._run_jobs()
+                signals.cancel()
+                self.telemetry.close()
 
-    async def _run_jobs(self, outer: TaskGroup) -> None:
+    async def _run_jobs(self) -> None:
         async with anyio.create_task_group() as jobs, anyio.create_task_group() as intake:
-            outer.start_soon(self._signals, intake, jobs)
+            self.intake, self.jobs = intake, jobs
             intake.start_soon(self._dispatch, jobs)
             if self.options.once:
                 intake.start_soon(self._drain_once, intake)
@@ -143,8 +161,8 @@ class Daemon:
                 )
                 log.info("daemon ready: %s", self.workdir.inbox)
 
-    async def _signals(self, intake: TaskGroup, jobs: TaskGroup) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    async def _signals(self, scope: anyio.CancelScope) -> None:
+        with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 log.warning(
                     "%s: no new tasks; waiting up to %gs for %d running (signal again to stop now)",
@@ -152,13 +170,13 @@ class Daemon:
                     self.options.grace_s,
                     self.active,
                 )
-                intake.cancel_scope.cancel()
+                self.intake.cancel_scope.cancel()
                 break
             with anyio.move_on_after(self.options.grace_s):
                 async for _ in signals:
                     break
             log.warning("stopping running tasks; they are re-queued at the next start")
-            jobs.cancel_scope.cancel()
+            self.jobs.cancel_scope.cancel()
 
     # --- intake -------------------------------------------------------------------------
 
@@ -224,6 +242,14 @@ class Daemon:
         self.ids_in_flight.add(task.id)
         key = (task.priority_rank, stat.st_mtime, next(self.order))
         self.queue.put(Job(key, path, task, prompt))
+        self.telemetry.task_state(
+            task.id,
+            "queued",
+            iso(now_utc()),
+            agent=task.agent,
+            priority=task.priority,
+            chain_id=task.chain_id,
+        )
 
     def _check_duplicate(self, task: Task, path: Path, recovered: bool) -> None:
         if self.workdir.result_path(task.id).exists():
@@ -287,8 +313,19 @@ class Daemon:
         task = job.task
         assert task is not None
         log.info("running %s (agent %s)", task.id, task.agent)
+
+        def started(attempt: Attempt) -> None:
+            self.telemetry.task_state(
+                task.id,
+                "running",
+                iso(now_utc()),
+                tool=attempt.tool,
+                model=attempt.model,
+                started_at=iso(now_utc()),
+            )
+
         try:
-            result = await execute(self.engine, task, job.prompt)
+            result = await execute(self.engine, task, job.prompt, on_start=started)
         except Exception as exc:  # a bug of ours must fail this task, not the daemon
             log.exception("internal error while running %s", task.id)
             result = Result(
@@ -328,6 +365,34 @@ class Daemon:
             )
         self.workdir.write_result(result.id, text)
         self.workdir.archive_file(job.path, now_utc())
+        self.telemetry.task_state(
+            result.id,
+            result.status,
+            result.finished_at or iso(now_utc()),
+            agent=result.agent,
+            tool=result.tool,
+            model=result.model,
+            detail=(result.error or {}).get("kind"),
+        )
+
+    def _migrate(self) -> None:
+        try:
+            connect(self.telemetry.path).close()
+        except sqlite3.Error as exc:
+            log.warning("telemetry database %s: %s", self.telemetry.path, exc)
+
+    def _spent_in(self, window: Window) -> float:
+        """Spend already recorded in telemetry for a budget window (read once per window)."""
+        path = self.telemetry.path
+        if not path.exists():
+            return 0.0
+        try:
+            with contextlib.closing(connect(path, readonly=True)) as db:
+                agent = None if window.scope == "global" else window.scope
+                return spend_between(db, window.start, window.end, agent)
+        except sqlite3.Error as exc:
+            log.warning("cannot read past spend from %s: %s; counting from 0", path, exc)
+            return 0.0
 
 
 def _safe_id(raw: str) -> str:

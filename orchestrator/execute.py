@@ -1,20 +1,20 @@
-"""Run one task: route it, then try each attempt (adapter → process → parse) until one
-succeeds or the chain is spent. Shared by the daemon and `exec`.
+"""Run one task: route it, then try each attempt (policy → adapter → process → parse) until
+one succeeds or the chain is spent. Shared by the daemon and `exec`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from orchestrator import pricing
 from orchestrator.adapters import get_adapter
 from orchestrator.adapters.base import (
     FALLBACK_KINDS,
@@ -23,9 +23,12 @@ from orchestrator.adapters.base import (
     ParsedOutput,
     RunContext,
     ToolFailure,
+    Usage,
 )
+from orchestrator.policy import BudgetLedger, RateLimiter, Reservation, estimate_tokens
+from orchestrator.pricing import Cost, Pricer
 from orchestrator.process import ProcessResult, run_process
-from orchestrator.routing import Attempt, route
+from orchestrator.routing import Attempt, agent_tools, resolve, route, simple_task_model
 from orchestrator.tasks import AttemptRecord, Result, Task, error_info
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from orchestrator.config import Config, ToolConfig
+    from orchestrator.telemetry.writer import TelemetryWriter
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ PERMANENT_KINDS = frozenset(
         ErrorKind.BAD_REQUEST,
     }
 )
+DEFAULT_COOLDOWN_S = 30.0  # after a 429 that does not say how long to wait
 
 
 def now_utc() -> datetime:
@@ -75,31 +80,69 @@ class Engine:
 
     config: Config
     runs_dir: Path
+    telemetry: TelemetryWriter | None = None
+    load_spent: Callable[[Any], float] = field(default=lambda window: 0.0)
     limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pricer = Pricer(self.config)
+        self.ledger = BudgetLedger(self.config.policies.budgets, self.load_spent)
+        self.rates = RateLimiter(self.config)
 
     def limiter(self, tool: str) -> anyio.CapacityLimiter:
         if tool not in self.limiters:
             self.limiters[tool] = anyio.CapacityLimiter(self.config.tools[tool].max_concurrency)
         return self.limiters[tool]
 
-    def plan(self, task: Task) -> list[Attempt]:
+    def plan(self, task: Task, prompt_tokens: int | None = None) -> list[Attempt]:
+        cheap = None
+        threshold = self.config.policies.cost_optimization.simple_task_threshold_tokens
+        pinned = task.tool is not None or task.model is not None
+        if not pinned and prompt_tokens is not None and prompt_tokens < threshold:
+            cheap = simple_task_model(self.config, task.agent)
         return route(
-            self.config, task.agent, task_type=task.task_type, tool=task.tool, model=task.model
+            self.config,
+            task.agent,
+            task_type=task.task_type,
+            tool=task.tool,
+            model=task.model,
+            cheap_model=cheap,
         )
 
     def invocation(self, attempt: Attempt, prompt: str, ctx: RunContext) -> Invocation:
         tool = self.config.tools[attempt.tool]
         return get_adapter(tool.adapter).build(tool, attempt.model, prompt, ctx)
 
+    def estimate(self, attempt: Attempt, prompt_tokens: int) -> float | None:
+        """The expected cost of an attempt: prompt + the tool's overhead + typical output."""
+        overhead = self.config.tools[attempt.tool].prompt_overhead_tokens
+        usage = Usage(
+            input_tokens=prompt_tokens + overhead,
+            output_tokens=self.config.policies.budgets.estimated_output_tokens,
+        )
+        return self.pricer.price(attempt.model, usage).usd
+
+
+@dataclass
+class _Run:
+    """The state of one task's execution."""
+
+    task: Task
+    prompt: str
+    prompt_tokens: int
+    result: Result
+    chain: list[Attempt]
+    failed_for_good: set[tuple[str, str | None]] = field(default_factory=set)
+    tried: set[tuple[str, str | None]] = field(default_factory=set)
+    last_failure: ToolFailure | None = None
+
 
 def _schedule(attempts: list[Attempt], max_attempts: int) -> list[Attempt]:
-    """The chain, cycled from the start until `max_attempts` (repeats are skipped later
-    when the tool failed for a reason that retrying cannot fix)."""
+    """The chain, cycled from its start, `max_attempts` long in all (a repeat of a tool
+    that failed for a reason retrying cannot fix is skipped when its turn comes)."""
     if not attempts:
         return []
-    return [attempts[i % len(attempts)] for i in range(max(max_attempts, len(attempts)))][
-        : max(max_attempts, 1)
-    ]
+    return [attempts[i % len(attempts)] for i in range(max(max_attempts, 1))]
 
 
 async def execute(
@@ -112,62 +155,167 @@ async def execute(
     """Run every attempt of `task` until one succeeds; never raises for a tool's failure."""
     config = engine.config
     started = now_utc()
-    result = Result(id=task.id, status="failed", agent=task.agent, started_at=iso(started))
-    chain = engine.plan(task)
-    failed_for_good: set[tuple[str, str | None]] = set()
-    tried: set[tuple[str, str | None]] = set()
-    last_failure: ToolFailure | None = None
-    for number, attempt in enumerate(_schedule(chain, config.policies.retries.max_attempts)):
-        key = (attempt.tool, attempt.model)
-        if key in failed_for_good:
-            continue
-        if key in tried:
-            await anyio.sleep(config.policies.retries.backoff * 2 ** (number - len(chain)))
-        tried.add(key)
-        if on_start is not None:
-            on_start(attempt)
-        record, parsed, failure = await _attempt(engine, task, attempt, prompt, number + 1)
-        result.attempts.append(record)
-        if failure is None:
-            _succeed(result, config, attempt, parsed, chain)
+    tokens = estimate_tokens(prompt)
+    run = _Run(
+        task=task,
+        prompt=prompt,
+        prompt_tokens=tokens,
+        result=Result(id=task.id, status="failed", agent=task.agent, started_at=iso(started)),
+        chain=engine.plan(task, tokens),
+    )
+    schedule = _schedule(run.chain, config.policies.retries.max_attempts)
+    for number, attempt in enumerate(schedule):
+        later = [a for a in schedule[number + 1 :] if (a.tool, a.model) not in run.failed_for_good]
+        outcome = await _one(engine, run, number, attempt, later, on_start)
+        if outcome == "stop":
             break
-        last_failure = failure
-        log.info("task %s: %s/%s failed: %s", task.id, attempt.tool, attempt.model, failure.kind)
-        if failure.kind in PERMANENT_KINDS:
-            failed_for_good.add(key)
-        if failure.kind not in FALLBACK_KINDS:
-            break
-    if result.status != "succeeded":
-        result.status = "timed_out" if last_failure and last_failure.kind == "timeout" else "failed"
-        if last_failure is not None:
-            result.error = error_info(last_failure.kind, last_failure.message, last_failure.hint)
-        elif not chain:
-            result.error = error_info("no_route", "no tool can run this task", "check agents.yaml")
-        _sum_usage(result, config)
+    _finish(run, engine)
     finished = now_utc()
-    result.finished_at = iso(finished)
-    result.duration_ms = int((finished - started).total_seconds() * 1000)
-    return result
+    run.result.finished_at = iso(finished)
+    run.result.duration_ms = int((finished - started).total_seconds() * 1000)
+    return run.result
 
 
-def _succeed(
-    result: Result, config: Config, attempt: Attempt, parsed: ParsedOutput, chain: list[Attempt]
-) -> None:
+async def _one(
+    engine: Engine,
+    run: _Run,
+    number: int,
+    attempt: Attempt,
+    later: list[Attempt],
+    on_start: Callable[[Attempt], None] | None,
+) -> str:
+    """One scheduled attempt; "stop" ends the chain."""
+    config = engine.config
+    key = (attempt.tool, attempt.model)
+    if key in run.failed_for_good:
+        return "next"
+    wait = engine.rates.delay(attempt.tool, attempt.model)
+    if wait > 0 and any((a.tool, a.model) != key for a in later):
+        run.result.attempts.append(_skipped(attempt, f"rate limited for another {wait:.1f}s"))
+        return "next"
+    if key in run.tried:
+        backoff = config.policies.retries.backoff * 2 ** max(0, number - len(run.chain))
+        wait = max(wait, backoff)
+    if wait > 0:
+        await anyio.sleep(wait)
+    attempt, reservation = _reserve(engine, run, attempt)
+    if reservation is None and run.result.status == "blocked_by_budget":
+        return "stop"
+    engine.rates.take(attempt.tool, attempt.model)
+    run.tried.add(key)
+    if on_start is not None:
+        on_start(attempt)
+    record, parsed, failure, cost = await _attempt(engine, run.task, attempt, run.prompt, number)
+    engine.ledger.settle(reservation, cost.usd)
+    run.result.attempts.append(record)
+    _record(engine, run, number, attempt, record, parsed, cost)
+    if failure is None:
+        _succeed(run, attempt, parsed)
+        return "stop"
+    run.last_failure = failure
+    log.info("task %s: %s/%s failed: %s", run.task.id, attempt.tool, attempt.model, failure.kind)
+    if failure.kind == ErrorKind.RATE_LIMIT:
+        engine.rates.cool_down(attempt.tool, failure.retry_after_s or DEFAULT_COOLDOWN_S)
+    if failure.kind in PERMANENT_KINDS:
+        run.failed_for_good.add(key)
+    over_budget = run.task.budget_usd is not None and _spent(run) >= run.task.budget_usd
+    return "stop" if failure.kind not in FALLBACK_KINDS or over_budget else "next"
+
+
+def _reserve(engine: Engine, run: _Run, attempt: Attempt) -> tuple[Attempt, Reservation | None]:
+    """Reserve the attempt's estimated cost; downgrade or block when the budget is spent."""
+    budgets = engine.config.policies.budgets
+    estimate = engine.estimate(attempt, run.prompt_tokens)
+    decision, reservation = engine.ledger.reserve(run.task.agent, estimate or 0.0, now_utc())
+    if not decision.allowed and budgets.on_budget_exhausted == "downgrade":
+        for cheaper in _cheaper(engine, run, attempt, estimate):
+            cheaper_estimate = engine.estimate(cheaper, run.prompt_tokens) or 0.0
+            decision, reservation = engine.ledger.reserve(
+                run.task.agent, cheaper_estimate, now_utc()
+            )
+            if decision.allowed:
+                log.info("task %s: budget: downgraded to %s", run.task.id, cheaper.model)
+                attempt = cheaper
+                break
+    if not decision.allowed:
+        run.result.status = "blocked_by_budget"
+        run.result.error = error_info("budget_exhausted", decision.message, decision.hint)
+        return attempt, None
+    if estimate is None and attempt.model is not None and not engine.pricer.knows(attempt.model):
+        run.result.warnings.append(f"no price known for {attempt.model}: budgets cannot count it")
+    for warning in decision.warnings:
+        if warning not in run.result.warnings:
+            log.warning("task %s: %s", run.task.id, warning)
+            run.result.warnings.append(warning)
+    return attempt, reservation
+
+
+def _cheaper(engine: Engine, run: _Run, attempt: Attempt, estimate: float | None) -> list[Attempt]:
+    """Simple-task models the agent's tools serve that cost less, cheapest first."""
+    config = engine.config
+    agent = config.agents[run.task.agent]
+    usable = agent_tools(config, run.task.agent)
+    options = []
+    for target in config.policies.cost_optimization.simple_task_models:
+        tool, model = resolve(config, target, agent)
+        option = Attempt(tool, model, "budget_downgrade")
+        cost = engine.estimate(option, run.prompt_tokens)
+        if tool in usable and cost is not None and (estimate is None or cost < estimate):
+            options.append((cost, option))
+    return [a for _, a in sorted(options, key=lambda pair: pair[0]) if a != attempt]
+
+
+def _spent(run: _Run) -> float:
+    return sum(r.cost_usd or 0.0 for r in run.result.attempts)
+
+
+def _skipped(attempt: Attempt, why: str) -> AttemptRecord:
+    return AttemptRecord(
+        tool=attempt.tool,
+        model=attempt.model,
+        reason=attempt.reason,
+        started_at=iso(now_utc()),
+        duration_ms=0,
+        exit_code=None,
+        outcome="skipped",
+        error=error_info(ErrorKind.RATE_LIMIT, why, "the next tool in the chain was tried"),
+    )
+
+
+def _succeed(run: _Run, attempt: Attempt, parsed: ParsedOutput) -> None:
+    result = run.result
     result.status = "succeeded"
     result.tool = attempt.tool
     result.model = parsed.model or attempt.model
     result.route_reason = attempt.reason
-    if len(result.attempts) > 1:
-        first = result.attempts[0]
+    earlier = [r for r in result.attempts[:-1] if r.outcome != "succeeded"]
+    if earlier:
+        first = earlier[0]
         result.fallback_from = f"{first.tool}:{first.model}" if first.model else first.tool
-        if attempt.reason != "fallback" and attempt != chain[0]:
+        if attempt.reason in ("preferred", "task_type", "cost_optimization"):
             result.route_reason = "fallback"
     result.output = parsed.text
     result.session_id = parsed.session_id
-    _sum_usage(result, config)
 
 
-def _sum_usage(result: Result, config: Config) -> None:
+def _finish(run: _Run, engine: Engine) -> None:
+    result = run.result
+    if result.status not in ("succeeded", "blocked_by_budget"):
+        failure = run.last_failure
+        result.status = "timed_out" if failure and failure.kind == "timeout" else "failed"
+        if failure is not None:
+            result.error = error_info(failure.kind, failure.message, failure.hint)
+        elif not run.chain:
+            result.error = error_info("no_route", "no tool can run this task", "check agents.yaml")
+        elif result.attempts:
+            last = result.attempts[-1].error or {}
+            result.error = error_info(
+                last.get("kind", "unknown"), last.get("message", ""), last.get("hint", "")
+            )
+    _sum_usage(result)
+
+
+def _sum_usage(result: Result) -> None:
     """Usage and cost of the task: the sum over attempts (a failed attempt may cost too).
     The cost stays unknown (None) when any attempt with usage could not be priced."""
     totals: dict[str, int] = {}
@@ -183,20 +331,77 @@ def _sum_usage(result: Result, config: Config) -> None:
         result.cost_source = "reported" if sources == {"reported"} else "computed"
 
 
+def _record(
+    engine: Engine,
+    run: _Run,
+    number: int,
+    attempt: Attempt,
+    record: AttemptRecord,
+    parsed: ParsedOutput,
+    cost: Cost,
+) -> None:
+    """One telemetry row per attempt that ran a tool."""
+    if engine.telemetry is None:
+        return
+    usage = parsed.usage or Usage()
+    privacy = engine.config.policies.privacy.prompts
+    baseline = None
+    if attempt.reason == "cost_optimization" and parsed.usage is not None:
+        agent = engine.config.agents[run.task.agent]
+        baseline = engine.pricer.price(agent.preferred_model, usage).usd
+    earlier = [r for r in run.result.attempts[:-1] if r.outcome == "failed"]
+    ended = now_utc()
+    engine.telemetry.invocation(
+        {
+            "task_id": run.task.id,
+            "attempt": number + 1,
+            "chain_id": run.task.chain_id,
+            "agent": run.task.agent,
+            "tool": attempt.tool,
+            "model": record.model,
+            "route_reason": attempt.reason,
+            "fallback_from": f"{earlier[-1].tool}:{earlier[-1].model}" if earlier else None,
+            "started_at": record.started_at,
+            "ended_at": iso(ended),
+            "duration_ms": record.duration_ms,
+            "exit_code": record.exit_code,
+            "outcome": record.outcome,
+            "error_kind": (record.error or {}).get("kind"),
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cost_usd": cost.usd,
+            "cost_source": cost.source,
+            "price_version": cost.price_version,
+            "baseline_cost_usd": baseline,
+            "session_id": parsed.session_id,
+            "prompt_hash": (
+                hashlib.sha256(run.prompt.encode()).hexdigest() if privacy != "metadata" else None
+            ),
+            "prompt_text": run.prompt if privacy == "full" else None,
+            "output_text": parsed.text if privacy == "full" else None,
+        }
+    )
+
+
 async def _attempt(
     engine: Engine, task: Task, attempt: Attempt, prompt: str, number: int
-) -> tuple[AttemptRecord, ParsedOutput, ToolFailure | None]:
+) -> tuple[AttemptRecord, ParsedOutput, ToolFailure | None, Cost]:
     config = engine.config
     tool = config.tools[attempt.tool]
     adapter = get_adapter(tool.adapter)
     started = now_utc()
     clock = time.monotonic()
-    run_dir = engine.runs_dir / f"{task.id}.{number}.{os.getpid()}"
+    run_dir = engine.runs_dir / f"{task.id}.{number + 1}.{os.getpid()}"
     parsed = ParsedOutput()
     exit_code: int | None = None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        ctx = RunContext(task_id=task.id, workspace=config.root, run_dir=run_dir)
+        ctx = RunContext(
+            task_id=task.id, workspace=config.root, run_dir=run_dir, budget_usd=task.budget_usd
+        )
         invocation = adapter.build(tool, attempt.model, prompt, ctx)
         for name, data in invocation.files.items():
             target = run_dir / name
@@ -207,7 +412,11 @@ async def _attempt(
         if failure is None:
             async with engine.limiter(attempt.tool):
                 proc = await _run(
-                    invocation, env, config.root, task.timeout or tool.timeout, adapter.watch_line
+                    invocation,
+                    env,
+                    config.root,
+                    task.timeout or tool.timeout,
+                    adapter.watch_line,
                 )
             if isinstance(proc, ToolFailure):
                 failure = proc
@@ -217,10 +426,11 @@ async def _attempt(
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(shutil.rmtree, run_dir, True)
-    usage, cost = None, pricing.Cost(None, None)
+    usage = None
+    cost = Cost(None, None)
     if parsed.usage is not None:
         usage = {k: v for k, v in vars(parsed.usage).items() if v or k != "reasoning_tokens"}
-        cost = pricing.cost_of(config, parsed.model or attempt.model, parsed.usage, parsed.cost_usd)
+        cost = engine.pricer.cost_of(parsed.model or attempt.model, parsed.usage, parsed.cost_usd)
     record = AttemptRecord(
         tool=attempt.tool,
         model=parsed.model or attempt.model,
@@ -234,7 +444,7 @@ async def _attempt(
         cost_usd=cost.usd,
         cost_source=cost.source,
     )
-    return record, parsed, failure
+    return record, parsed, failure, cost
 
 
 def _missing_binary(binary: str, path: str, tool_name: str) -> ToolFailure | None:

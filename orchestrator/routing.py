@@ -13,7 +13,9 @@ from typing import Literal
 
 from orchestrator.config import AgentConfig, Config, split_target
 
-RouteReason = Literal["pinned", "task_type", "cost_optimization", "preferred", "fallback"]
+RouteReason = Literal[
+    "pinned", "task_type", "cost_optimization", "preferred", "fallback", "budget_downgrade"
+]
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,9 @@ def _default_model(config: Config, tool: str, agent: AgentConfig) -> str | None:
 
 
 def _tool_for(config: Config, model: str, agent: AgentConfig) -> str:
-    preferred = config.tools[agent.preferred_tool]
-    if not preferred.models or model in preferred.models:
+    """The preferred tool when it lists the model, else the first tool that does; a model
+    no tool lists (only in models.yaml) goes with the preferred tool."""
+    if model in config.tools[agent.preferred_tool].models:
         return agent.preferred_tool
     return config.tool_for_model(model) or agent.preferred_tool
 
@@ -91,3 +94,21 @@ def route(
             seen.add(key)
             attempts.append(attempt)
     return attempts
+
+
+def agent_tools(config: Config, agent_name: str) -> set[str]:
+    """Every tool an agent's config routes to (preferred, task types, fallbacks)."""
+    agent = config.agents[agent_name]
+    targets = [*agent.task_types.values(), *agent.fallback_chain]
+    return {agent.preferred_tool} | {resolve(config, t, agent)[0] for t in targets}
+
+
+def simple_task_model(config: Config, agent_name: str) -> str | None:
+    """The first `simple_task_models` entry served by a tool this agent already uses."""
+    agent = config.agents[agent_name]
+    usable = agent_tools(config, agent_name)
+    for target in config.policies.cost_optimization.simple_task_models:
+        tool, model = resolve(config, target, agent)
+        if tool in usable and model is not None:
+            return f"{tool}:{model}"
+    return None

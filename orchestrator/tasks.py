@@ -76,6 +76,7 @@ class Task(BaseModel):
     model: str | None = None
     timeout: Duration | None = None
     budget_usd: float | None = Field(default=None, ge=0)
+    chain_id: str | None = None
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -335,6 +336,7 @@ class Result:
     output: str | None = None
     output_file: str | None = None
     error: dict[str, str] | None = None
+    warnings: list[str] = field(default_factory=list)
     started_at: str | None = None
     finished_at: str | None = None
     duration_ms: int | None = None

@@ -183,8 +183,12 @@ class Daemon:
         return self.log.read_text()
 
     def stop(self) -> int:
+        """SIGTERM (unless it has exited already), then wait for the exit."""
         if self.process.poll() is None:
             self.process.terminate()
+        return self.wait()
+
+    def wait(self) -> int:
         code = self.process.wait(timeout=60)
         self._log_file.close()
         return code

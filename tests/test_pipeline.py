@@ -261,7 +261,7 @@ def test_sigterm_drains_running_tasks(workspace: Path) -> None:
     drop_task(workspace, "queued.yaml", {"agent": "worker", "prompt": "later"})
     time.sleep(0.3)
     d.process.send_signal(signal.SIGTERM)
-    assert d.stop() == 0
+    assert d.wait() == 0
     assert result(workspace, "running")["status"] == "succeeded"
     # the queued task was put back, not lost, and runs at the next start
     assert (workspace / "work" / "inbox" / "queued.yaml").exists()
@@ -278,7 +278,7 @@ def test_second_sigterm_stops_at_once_and_requeues(workspace: Path) -> None:
     d.process.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     d.process.send_signal(signal.SIGTERM)
-    assert d.stop() == 0
+    assert d.wait() == 0
     assert (workspace / "work" / "running" / "long.yaml").exists()
     assert not results(workspace)
 

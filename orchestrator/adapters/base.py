@@ -102,6 +102,7 @@ class RunContext:
     task_id: str
     workspace: Path
     run_dir: Path
+    budget_usd: float | None = None  # the task's own cap, for tools that enforce one
 
 
 class Adapter(Protocol):

@@ -1,0 +1,201 @@
+"""Schema, numbered append-only migrations, and the read queries of the telemetry store.
+
+Reads (`status`, `stats`, budgets at start-up) use plain sqlite3 and touch only indexed
+columns and the `usage_rollup` table (15-minute buckets), so reports stay fast on a
+database of millions of invocations. Every real time zone's offset is a multiple of 15
+minutes, so calendar days and months in any zone are exact unions of buckets.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+BUCKET_MINUTES = 15
+
+INVOCATION_COLUMNS = (
+    "task_id", "attempt", "chain_id", "agent", "tool", "model", "route_reason",
+    "fallback_from", "started_at", "ended_at", "duration_ms", "exit_code", "outcome",
+    "error_kind", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "reasoning_tokens", "cost_usd", "cost_source", "price_version", "baseline_cost_usd",
+    "session_id", "prompt_hash", "prompt_text", "output_text",
+)  # fmt: skip
+TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE invocations (
+            id INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            chain_id TEXT,
+            agent TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            model TEXT,
+            route_reason TEXT,
+            fallback_from TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            exit_code INTEGER,
+            outcome TEXT NOT NULL,
+            error_kind TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            cost_source TEXT,
+            price_version TEXT,
+            baseline_cost_usd REAL,
+            session_id TEXT,
+            prompt_hash TEXT,
+            prompt_text TEXT,
+            output_text TEXT
+        );
+        CREATE INDEX invocations_started ON invocations (started_at);
+        CREATE INDEX invocations_task ON invocations (task_id);
+        CREATE INDEX invocations_chain ON invocations (chain_id) WHERE chain_id IS NOT NULL;
+
+        CREATE TABLE task_events (
+            id INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            at TEXT NOT NULL,
+            detail TEXT
+        );
+        CREATE INDEX task_events_task ON task_events (task_id);
+
+        CREATE TABLE tasks (
+            task_id TEXT PRIMARY KEY,
+            agent TEXT,
+            state TEXT NOT NULL,
+            priority TEXT,
+            tool TEXT,
+            model TEXT,
+            updated_at TEXT NOT NULL,
+            started_at TEXT,
+            waiting_for TEXT,
+            parent_task TEXT,
+            chain_id TEXT,
+            detail TEXT
+        );
+        CREATE INDEX tasks_state ON tasks (state, updated_at);
+
+        CREATE TABLE usage_rollup (
+            bucket TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            model TEXT NOT NULL,
+            invocations INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            unpriced INTEGER NOT NULL,
+            saved_usd REAL NOT NULL,
+            PRIMARY KEY (bucket, agent, tool, model)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+MIGRATIONS: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]] = (
+    ("m001_initial", _m001_initial),
+)
+
+
+def _configure(db: sqlite3.Connection) -> None:
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded in `_migrations`; return their names."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        with db:
+            step(db)
+            db.execute(
+                "INSERT INTO _migrations VALUES (?, ?)", (name, datetime.now(UTC).isoformat())
+            )
+        applied.append(name)
+    return applied
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A sqlite3 connection for readers (and the migration at start-up)."""
+    if readonly:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return db
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    _configure(db)
+    migrate(db)
+    return db
+
+
+def bucket_of(moment: datetime) -> str:
+    """The 15-minute UTC bucket of `moment`, as 'YYYY-MM-DDTHH:MM'."""
+    utc = moment.astimezone(UTC)
+    return utc.replace(minute=utc.minute - utc.minute % BUCKET_MINUTES).strftime("%Y-%m-%dT%H:%M")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def spend_between(db: sqlite3.Connection, start: datetime, end: datetime,
+                  agent: str | None = None) -> float:  # fmt: skip
+    """Cost of the invocations that started in [start, end) (bucket-exact)."""
+    sql = "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_rollup WHERE bucket >= ? AND bucket < ?"
+    args: list[Any] = [bucket_of(start), bucket_of(end)]
+    if agent is not None:
+        sql += " AND agent = ?"
+        args.append(agent)
+    return float(db.execute(sql, args).fetchone()[0])
+
+
+def wait_for_rows(path: Path, count: int, timeout: float = 10) -> None:
+    """For tests and tools: block until `count` invocations are in the database."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with connect(path, readonly=True) as db:
+                if db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0] >= count:
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"fewer than {count} invocations in {path}")
+
+
+def day_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)

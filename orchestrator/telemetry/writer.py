@@ -1,0 +1,247 @@
+"""The telemetry writer: one task owns the aiosqlite connection and commits rows from a
+memory stream in batches, so the hot path never waits for a commit. If the database cannot
+be written (locked, read-only, disk full), rows stay buffered up to a bound and are retried;
+beyond it they are counted as dropped. Tasks never fail because of telemetry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from orchestrator.telemetry.store import (
+    BUSY_TIMEOUT_MS,
+    INVOCATION_COLUMNS,
+    TOKEN_KINDS,
+    bucket_of,
+    connect,
+    parse_time,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    import aiosqlite
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 1000
+MAX_BUFFERED = 200_000
+
+
+@dataclass
+class Health:
+    written: int = 0
+    buffered: int = 0
+    dropped: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class _Batch:
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.invocations) + len(self.events)
+
+
+class TelemetryWriter:
+    """Owns the write connection; `record_*` never block and never raise."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.health = Health()
+        send, receive = anyio.create_memory_object_stream[tuple[str, Any]](MAX_BUFFERED)
+        self._send: MemoryObjectSendStream[tuple[str, Any]] = send
+        self._receive: MemoryObjectReceiveStream[tuple[str, Any]] = receive
+        self._pending = _Batch()
+
+    # producers --------------------------------------------------------------------------
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        try:
+            self._send.send_nowait(item)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.health.dropped += 1
+
+    def invocation(self, row: dict[str, Any]) -> None:
+        self._put(("invocation", row))
+
+    def task_state(self, task_id: str, state: str, at: str, **fields: Any) -> None:
+        self._put(("state", (task_id, state, at, fields)))
+
+    def close(self) -> None:
+        self._send.close()
+
+    # the writer task --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume the stream until `close()`, committing in batches."""
+        import aiosqlite
+
+        db = await self._open(aiosqlite)
+        try:
+            async with self._receive:
+                while True:
+                    try:
+                        item = await self._receive.receive()
+                    except anyio.EndOfStream:
+                        break
+                    self._add(item)
+                    while len(self._pending) < BATCH_MAX:
+                        try:
+                            self._add(self._receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    db = await self._flush(db, aiosqlite)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                while len(self._pending) and db is not None:
+                    db = await self._flush(db, aiosqlite)
+                    if len(self._pending):
+                        await anyio.sleep(0.2)
+        finally:
+            if len(self._pending):
+                self.health.dropped += len(self._pending)
+                log.warning("telemetry: %d rows could not be written", len(self._pending))
+            if db is not None:
+                with anyio.CancelScope(shield=True):
+                    await db.close()
+
+    async def _open(self, aiosqlite_module: Any) -> aiosqlite.Connection | None:
+        try:
+            await anyio.to_thread.run_sync(lambda: connect(self.path).close())
+            db: aiosqlite.Connection = await aiosqlite_module.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            return db
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc)
+            return None
+
+    def _failed(self, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self.health.last_error:
+            log.warning("telemetry: cannot write %s (%s); buffering", self.path, message)
+        self.health.last_error = message
+
+    def _add(self, item: tuple[str, Any]) -> None:
+        kind, payload = item
+        batch = self._pending
+        if kind == "invocation":
+            batch.invocations.append(payload)
+        else:
+            task_id, state, at, fields = payload
+            batch.events.append((task_id, state, at, fields.get("detail")))
+            current = batch.states.setdefault(task_id, {})
+            current.update(fields, state=state, updated_at=at)
+        overflow = len(batch) - MAX_BUFFERED
+        if overflow > 0:
+            del batch.invocations[:overflow]
+            self.health.dropped += overflow
+        self.health.buffered = len(batch)
+
+    async def _flush(
+        self, db: aiosqlite.Connection | None, aiosqlite_module: Any
+    ) -> aiosqlite.Connection | None:
+        if db is None:
+            db = await self._open(aiosqlite_module)
+            if db is None:
+                return None
+        batch = self._pending
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            await _write_batch(db, batch)
+            await db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc)
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            await anyio.sleep(0.1)
+            return db
+        self.health.written += len(batch.invocations)
+        self.health.last_error = None
+        self._pending = _Batch()
+        self.health.buffered = 0
+        return db
+
+
+async def _write_batch(db: aiosqlite.Connection, batch: _Batch) -> None:
+    if batch.invocations:
+        placeholders = ", ".join("?" for _ in INVOCATION_COLUMNS)
+        await db.executemany(
+            f"INSERT INTO invocations ({', '.join(INVOCATION_COLUMNS)}) VALUES ({placeholders})",
+            [tuple(row.get(c) for c in INVOCATION_COLUMNS) for row in batch.invocations],
+        )
+        await db.executemany(ROLLUP_UPSERT, _rollup_rows(batch.invocations))
+    if batch.events:
+        await db.executemany(
+            "INSERT INTO task_events (task_id, state, at, detail) VALUES (?, ?, ?, ?)",
+            batch.events,
+        )
+    for task_id, fields in batch.states.items():
+        names = [k for k in fields if k in TASK_FIELDS]
+        assignments = ", ".join(f"{k} = excluded.{k}" for k in names)
+        await db.execute(
+            f"INSERT INTO tasks (task_id, {', '.join(names)}) "
+            f"VALUES (?, {', '.join('?' for _ in names)}) "
+            f"ON CONFLICT (task_id) DO UPDATE SET {assignments}",
+            (task_id, *(fields[k] for k in names)),
+        )
+
+
+TASK_FIELDS = frozenset(
+    {"agent", "state", "priority", "tool", "model", "updated_at", "started_at", "waiting_for",
+     "parent_task", "chain_id", "detail"}
+)  # fmt: skip
+
+ROLLUP_UPSERT = """
+    INSERT INTO usage_rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (bucket, agent, tool, model) DO UPDATE SET
+        invocations = invocations + excluded.invocations,
+        failures = failures + excluded.failures,
+        input_tokens = input_tokens + excluded.input_tokens,
+        output_tokens = output_tokens + excluded.output_tokens,
+        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+        cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+        cost_usd = cost_usd + excluded.cost_usd,
+        unpriced = unpriced + excluded.unpriced,
+        saved_usd = saved_usd + excluded.saved_usd
+"""
+
+
+def _rollup_rows(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    sums: dict[tuple[str, str, str, str], list[float]] = {}
+    for row in rows:
+        key = (
+            bucket_of(parse_time(row["started_at"])),
+            row["agent"],
+            row["tool"],
+            row.get("model") or "",
+        )
+        acc = sums.setdefault(key, [0.0] * 9)
+        cost = row.get("cost_usd")
+        has_usage = any(row.get(k) for k in TOKEN_KINDS)
+        acc[0] += 1
+        acc[1] += row["outcome"] != "succeeded"
+        for i, kind in enumerate(TOKEN_KINDS, 2):
+            acc[i] += row.get(kind) or 0
+        acc[6] += cost or 0.0
+        acc[7] += cost is None and has_usage
+        baseline = row.get("baseline_cost_usd")
+        acc[8] += (baseline - cost) if baseline is not None and cost is not None else 0.0
+    return [
+        (*key, int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), int(a[5]), a[6],
+         int(a[7]), a[8])
+        for key, a in sums.items()
+    ]  # fmt: skip
