@@ -130,6 +130,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from orchestrator.doctor import check_tools, render
+
+    checks = check_tools(_load(args))
+    print(render(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import json
     import time
@@ -236,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds running tasks get to finish after SIGTERM (default 30)",
     )
 
+    add("doctor", cmd_doctor, "which tools are installed, their versions and env vars")
     status = add("status", cmd_status, "the queue, running tasks and spend against budgets")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
