@@ -113,7 +113,7 @@ class Pricer:
     def cost_of(self, model: str | None, usage: Usage | None, reported: float | None) -> Cost:
         """The tool's own figure when it reports one, else usage times the model's prices."""
         if reported is not None:
-            return Cost(reported, "reported")
+            return Cost(round(reported, 8), "reported")
         if usage is None:
             return Cost(None, None)
         return self.price(model, usage)

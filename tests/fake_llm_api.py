@@ -52,6 +52,11 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
     "message", "status"}}``).
     Known codes: 400, 401, 403, 404, 429, 500, 502, 503, 504, 529; other codes get a generic
     body. 429, 503 and 529 carry a ``retry-after`` header.
+``FAKE_STATUS_<PROVIDER>=<code>``
+    Like ``FAKE_STATUS``, but only for requests to one provider's API: ``<PROVIDER>`` is
+    ``ANTHROPIC``, ``OPENAI`` or ``GEMINI``. For that provider it wins over ``FAKE_STATUS``;
+    the other providers ignore it. One prompt can thus fail on one CLI and succeed on
+    another (fallback tests), e.g. ``FAKE_STATUS_ANTHROPIC=429``.
 ``FAKE_RETRY_AFTER=<seconds>``
     The ``retry-after`` value of such an error (an integer). Default ``7``.
 ``FAKE_DELAY=<seconds>``
@@ -138,11 +143,18 @@ class Markers:
     status: int | None = None
     retry_after: int = DEFAULT_RETRY_AFTER
     delay: float = 0.0
+    # provider name ("anthropic", "openai", "gemini") -> status, from FAKE_STATUS_<PROVIDER>
+    provider_status: Mapping[str, int] = field(default_factory=dict)
+
+    def status_for(self, provider: str) -> int | None:
+        """The error status to answer a request to ``provider`` with, or None."""
+        return self.provider_status.get(provider, self.status)
 
 
 _REPLY_RE = re.compile(r"FAKE_REPLY=(\S+)")
 _USAGE_RE = re.compile(r"FAKE_USAGE=(\d+),(\d+),(\d+),(\d+)")
 _STATUS_RE = re.compile(r"FAKE_STATUS=([45]\d\d)")
+_PROVIDER_STATUS_RE = re.compile(r"FAKE_STATUS_(ANTHROPIC|OPENAI|GEMINI)=([45]\d\d)")
 _RETRY_AFTER_RE = re.compile(r"FAKE_RETRY_AFTER=(\d+)")
 _DELAY_RE = re.compile(r"FAKE_DELAY=(\d+(?:\.\d+)?)")
 
@@ -154,12 +166,16 @@ def parse_markers(text: str) -> Markers:
     status = _STATUS_RE.search(text)
     retry_after = _RETRY_AFTER_RE.search(text)
     delay = _DELAY_RE.search(text)
+    provider_status: dict[str, int] = {}
+    for match in _PROVIDER_STATUS_RE.finditer(text):
+        provider_status.setdefault(match.group(1).lower(), int(match.group(2)))
     return Markers(
         reply=reply.group(1) if reply else None,
         usage=Usage(*(int(n) for n in usage.groups())) if usage else DEFAULT_USAGE,
         status=int(status.group(1)) if status else None,
         retry_after=int(retry_after.group(1)) if retry_after else DEFAULT_RETRY_AFTER,
         delay=float(delay.group(1)) if delay else 0.0,
+        provider_status=provider_status,
     )
 
 
@@ -679,6 +695,7 @@ class FakeLLMAPI:
         self.verbose = verbose
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._arrivals: list[tuple[str, str]] = []
         self._counter = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -743,9 +760,18 @@ class FakeLLMAPI:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def arrivals(self) -> list[tuple[str, str]]:
+        """``(provider, prompt)`` of every model call received so far, oldest first,
+        answered or not: a call held by ``FAKE_DELAY`` is here at once, but in
+        :attr:`requests` only once answered (or cut short by :meth:`stop`)."""
+        with self._lock:
+            return list(self._arrivals)
+
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._arrivals.clear()
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -782,9 +808,11 @@ class FakeLLMAPI:
             self._reject(handler, body, found.provider.name, HTTPStatus.BAD_REQUEST, message)
             return
         call = self._call(found, body, url.query)
+        with self._lock:
+            self._arrivals.append((found.provider.name, call.prompt))
         if call.markers.delay:
             self._stopping.wait(call.markers.delay)
-        status = call.markers.status
+        status = call.markers.status_for(found.provider.name)
         answer = found.provider.error(status, call) if status else found.provider.answer(call)
         self._record(
             recording(

@@ -160,6 +160,19 @@ def test_status_marker_takes_only_error_codes() -> None:
     assert parse_markers("FAKE_STATUS=418").status == 418
 
 
+def test_provider_status_markers() -> None:
+    markers = parse_markers(
+        "FAKE_STATUS=503 FAKE_STATUS_ANTHROPIC=429 FAKE_STATUS_GEMINI=500 FAKE_STATUS_GEMINI=401"
+    )
+    assert markers.status == 503  # FAKE_STATUS_<PROVIDER> is not FAKE_STATUS
+    assert markers.provider_status == {"anthropic": 429, "gemini": 500}  # first one wins
+    assert [markers.status_for(p) for p in ("anthropic", "openai", "gemini")] == [429, 503, 500]
+    only = parse_markers("FAKE_STATUS_OPENAI=529 FAKE_STATUS_ANTHROPIC=200")
+    assert only.status is None
+    assert [only.status_for(p) for p in ("anthropic", "openai", "gemini")] == [None, 529, None]
+    assert parse_markers("FAKE_REPLY=x") == Markers(reply="x")
+
+
 # --------------------------------------------------------------------------- Anthropic
 
 
@@ -363,6 +376,15 @@ def test_error_markers(api: FakeLLMAPI, provider: str, status: int) -> None:
     assert api.requests[-1].status == status
 
 
+@pytest.mark.parametrize("failing", PROVIDERS)
+def test_provider_status_marker_fails_only_that_provider(api: FakeLLMAPI, failing: str) -> None:
+    prompt = f"FAKE_REPLY=ok FAKE_STATUS_{failing.upper()}=429"
+    statuses = {provider: call_provider(api, provider, prompt).status for provider in PROVIDERS}
+
+    assert statuses == {p: 429 if p == failing else 200 for p in PROVIDERS}
+    assert {r.provider: r.status for r in api.requests} == statuses
+
+
 def test_anthropic_error_types(api: FakeLLMAPI) -> None:
     types = {
         status: call_provider(api, "anthropic", f"FAKE_STATUS={status}").json()["error"]["type"]
@@ -394,6 +416,8 @@ def test_stop_cuts_a_delay_short() -> None:
     )
     waiter.start()
     time.sleep(0.3)  # the request is in, sleeping
+    assert api.arrivals == [("anthropic", "FAKE_DELAY=30")]
+    assert api.requests == []  # recorded once answered
     started = time.monotonic()
 
     api.stop()
@@ -430,8 +454,10 @@ def test_requests_are_recorded(api: FakeLLMAPI) -> None:
         500,
     )
     assert second.prompt == "context\nFAKE_STATUS=500"
+    assert api.arrivals == [("anthropic", PROMPT), ("gemini", second.prompt)]
     api.clear()
     assert api.requests == []
+    assert api.arrivals == []
 
 
 def test_unknown_path_is_404_json_and_recorded(
