@@ -114,13 +114,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     config = _load(args)
     contexts = [Path(p) for p in args.context]
-    result = anyio.run(lambda: exec_task(config, args.agent, _prompt(args), contexts))
+    output = Path(args.output) if args.output else None
+    prompt = _prompt(args)
+    result = anyio.run(lambda: exec_task(config, args.agent, prompt, contexts, output, args.chain))
     if result.status == "succeeded":
-        text = result.output or ""
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
-        else:
-            print(text)
+        if output is None:
+            print(result.output or "")
         return 0
     error = result.error or {}
     print(
@@ -278,6 +277,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a file appended to the prompt under its path (repeatable)",
     )
     exe.add_argument("--output", metavar="FILE", help="write the answer to FILE")
+    exe.add_argument(
+        "--chain",
+        metavar="ID",
+        help="the chain id to record (default: the "
+        "chain of a --context file an earlier exec wrote, else a new one)",
+    )
     return parser
 
 

@@ -134,6 +134,7 @@ class AgentConfig(Strict):
     task_types: dict[str, str] = Field(default_factory=dict)
     fallback_chain: list[str] = Field(default_factory=list)
     profile: str | None = None
+    handoff_to: list[str] = Field(default_factory=list)  # agents it may hand work to
 
 
 class AgentsFile(Strict):
@@ -415,6 +416,16 @@ def _check_agents(config: Config) -> list[ConfigProblem]:
             if tool_name is None and target in config.tools:
                 continue  # a bare tool name: that tool with its default model
             problems += _check_target(config, target, file, f"{base}.fallback_chain[{i}]", None)
+        for i, target in enumerate(agent.handoff_to):
+            if target not in config.agents:
+                problems.append(
+                    ConfigProblem(
+                        file,
+                        f"{base}.handoff_to[{i}]",
+                        f"unknown agent {target!r}",
+                        suggest(target, config.agents),
+                    )
+                )
         if agent.profile is not None and not (config.root / agent.profile).is_file():
             problems.append(
                 ConfigProblem(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import anyio
 import yaml
 
-from orchestrator import pricing
+from orchestrator import pricing, workflow
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import Engine, execute, iso, now_utc
 from orchestrator.tasks import (
@@ -43,7 +43,8 @@ from orchestrator.tasks import (
 from orchestrator.telemetry.store import connect, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import Workdir, atomic_write
+from orchestrator.workdir import Workdir, atomic_write, read_status
+from orchestrator.workflow import dependency_state, find_cycle
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -119,6 +120,9 @@ class Daemon:
         self.idle = anyio.Event()
         self.order = itertools.count()
         self.profiles: dict[str, str | None] = {}
+        self.finished: dict[str, str] = {}  # task id -> final status
+        self.waiting: dict[str, Job] = {}  # parked until their dependencies finish
+        self.waiters: dict[str, set[str]] = {}  # dependency id -> ids waiting for it
         self.intake: TaskGroup
         self.jobs: TaskGroup
 
@@ -139,6 +143,9 @@ class Daemon:
                 await self._run_jobs()
                 signals.cancel()
                 self.telemetry.close()
+            for task_id, job in self.waiting.items():  # back to the inbox for the next run
+                log.warning("%s still waits for its dependencies; left in the inbox", task_id)
+                self.workdir.unclaim(job.path)
 
     async def _run_jobs(self) -> None:
         async with anyio.create_task_group() as jobs, anyio.create_task_group() as intake:
@@ -227,34 +234,115 @@ class Daemon:
             stat = path.stat()
             raw = load_mapping(path.read_bytes(), name)
             task = parse_task(raw, default_id, name, self.config)
-            self._check_duplicate(task, path, recovered)
-            prompt = compose_prompt(task, self.config.root, name, self._profile(task.agent))
-        except TaskRejected as rejected:
-            if rejected.kind == "already_done":
+            if recovered and self.workdir.result_path(task.id).exists():
                 log.info("%s already has its result; archiving", name)
+                self._ensure_follow_up(task)
                 self.workdir.archive_file(path, now_utc())
                 return
+            self._check_duplicate(task, path)
+            prompt = compose_prompt(
+                task,
+                self.config.root,
+                name,
+                self._profile(task.agent),
+                self._instructions(task.agent),
+            )
+        except TaskRejected as rejected:
             self._queue_rejection(path, default_id, rejected)
             return
         except OSError as exc:
             log.warning("cannot read %s: %s", name, exc)
             return
         self.ids_in_flight.add(task.id)
-        key = (task.priority_rank, stat.st_mtime, next(self.order))
-        self.queue.put(Job(key, path, task, prompt))
-        self.telemetry.task_state(
-            task.id,
-            "queued",
-            iso(now_utc()),
-            agent=task.agent,
-            priority=task.priority,
-            chain_id=task.chain_id,
+        self._schedule(
+            Job((task.priority_rank, stat.st_mtime, next(self.order)), path, task, prompt)
         )
 
-    def _check_duplicate(self, task: Task, path: Path, recovered: bool) -> None:
+    def _schedule(self, job: Job) -> None:
+        """Queue a job whose dependencies succeeded; park it while they are pending."""
+        task = job.task
+        assert task is not None
+        deps = dependency_state(task, self._state_of, self._known)
+        if deps.failed is not None:
+            dep, state = deps.failed
+            self._reject_job(
+                job,
+                TaskRejected(
+                    "dependency_failed",
+                    f"{task.id}: dependency {dep!r} ended as {state}",
+                    f"fix it and `orchestrator retry {dep}`, then submit this task again "
+                    "(or set on_dependency_failure: run)",
+                ),
+            )
+            return
+        now = iso(now_utc())
+        fields = {
+            "agent": task.agent,
+            "priority": task.priority,
+            "parent_task": task.previous_task,
+            "chain_id": task.chain_id or task.id,
+        }
+        if deps.ready:
+            self.queue.put(job)
+            self.telemetry.task_state(task.id, "queued", now, **fields)
+            return
+        edges = {i: j.task.dependency_ids for i, j in self.waiting.items() if j.task}
+        cycle = find_cycle(task.id, {**edges, task.id: task.dependency_ids})
+        if cycle is not None:
+            named = " -> ".join(cycle)
+            for member in dict.fromkeys(cycle):
+                parked = job if member == task.id else self.waiting.pop(member, None)
+                if parked is not None:
+                    self._reject_job(
+                        parked,
+                        TaskRejected(
+                            "dependency_cycle",
+                            f"{member}: the dependencies form a cycle: {named}",
+                            "remove one of these dependencies",
+                        ),
+                    )
+            return
+        self.waiting[task.id] = job
+        for dep in task.dependency_ids:
+            self.waiters.setdefault(dep, set()).add(task.id)
+        log.info("%s waits for %s", task.id, ", ".join(deps.waiting_for))
+        self.telemetry.task_state(
+            task.id, "waiting", now, waiting_for=", ".join(deps.waiting_for), **fields
+        )
+
+    def _wake(self, finished_id: str) -> None:
+        for waiter in sorted(self.waiters.pop(finished_id, ())):
+            job = self.waiting.pop(waiter, None)
+            if job is not None:
+                self._schedule(job)
+
+    def _state_of(self, task_id: str) -> str | None:
+        """succeeded / failed / ... for a finished task; None while pending or unknown."""
+        if task_id in self.ids_in_flight:
+            return None
+        if task_id not in self.finished:
+            status = read_status(self.workdir.result_path(task_id))
+            if status is None:
+                return None
+            self.finished[task_id] = status
+        return self.finished[task_id]
+
+    def _known(self, task_id: str) -> bool:
+        inbox = self.workdir.inbox
+        return (
+            task_id in self.ids_in_flight
+            or task_id in self.finished
+            or self.workdir.result_path(task_id).exists()
+            or any((inbox / f"{task_id}{suffix}").exists() for suffix in (".yaml", ".yml"))
+        )
+
+    def _reject_job(self, job: Job, rejected: TaskRejected) -> None:
+        assert job.task is not None
+        self.ids_in_flight.discard(job.task.id)
+        self._queue_rejection(job.path, job.task.id, rejected)
+
+    def _check_duplicate(self, task: Task, path: Path) -> None:
         if self.workdir.result_path(task.id).exists():
-            if recovered:
-                raise TaskRejected("already_done", "")
             raise TaskRejected(
                 "duplicate_id",
                 f"{path.name}: a task with id {task.id!r} already has a result",
@@ -282,6 +370,10 @@ class Daemon:
         )
         self.queue.put(Job((-1, 0.0, next(self.order)), path, rejection=result))
 
+    def _instructions(self, agent: str) -> str | None:
+        allowed = self.config.agents[agent].handoff_to
+        return workflow.instructions(allowed) if allowed else None
+
     def _profile(self, agent: str) -> str | None:
         if agent not in self.profiles:
             relative = self.config.agents[agent].profile
@@ -296,9 +388,14 @@ class Daemon:
         try:
             result = await self._result_of(job)
             result.task_file = job.path.name
+            follow_up = self._handoff(job, result)
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._finish, job, result)
+                await anyio.to_thread.run_sync(self._finish, job, result, follow_up)
             log.info("%s: %s", result.id, result.status)
+            if job.task is not None:
+                self.ids_in_flight.discard(job.task.id)
+                self.finished[result.id] = result.status
+                self._wake(result.id)
         finally:
             if job.task is not None:
                 self.ids_in_flight.discard(job.task.id)
@@ -341,8 +438,58 @@ class Daemon:
         result.task = task.extra_fields() or None
         return result
 
-    def _finish(self, job: Job, result: Result) -> None:
-        """Result first (atomically), then the task file leaves running/."""
+    def _handoff(self, job: Job, result: Result) -> tuple[Path, str] | None:
+        """The follow-up task file a succeeded task hands off to, when it asks for one: in
+        its task file's `result:` block, or (for agents with `handoff_to`) in its answer."""
+        task = job.task
+        if task is None or result.status != "succeeded":
+            return None
+        allowed = self.config.agents[task.agent].handoff_to
+        from_tool = workflow.parse_handoff(result.output) if allowed else None
+        handoff = from_tool or workflow.handoff_from_task(task)
+        if handoff is None:
+            return None
+        result.result = dict(handoff)
+        target = str(handoff["next_agent"])
+        if target not in self.config.agents or (from_tool and target not in allowed):
+            names = ", ".join(allowed if from_tool else sorted(self.config.agents))
+            result.warnings.append(f"handoff to {target!r} ignored: not one of {names}")
+            return None
+        if task.handoff_depth >= workflow.MAX_HANDOFF_DEPTH:
+            result.warnings.append(
+                f"handoff to {target!r} ignored: the chain is {task.handoff_depth} handoffs "
+                f"long (at most {workflow.MAX_HANDOFF_DEPTH})"
+            )
+            return None
+        follow_id, doc = workflow.follow_up_task(task, handoff, result.output)
+        result.result["next_task_id"] = follow_id
+        if self._follow_up_exists(follow_id):
+            return None
+        return self.workdir.inbox / f"{follow_id}.yaml", dump_yaml(doc)
+
+    def _follow_up_exists(self, follow_id: str) -> bool:
+        return self._known(follow_id) or any(self.workdir.running.glob(f"{follow_id}*.yaml"))
+
+    def _ensure_follow_up(self, task: Task) -> None:
+        """After a crash between a result and its follow-up: write the follow-up now."""
+        try:
+            done = yaml.safe_load(self.workdir.result_path(task.id).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return
+        handoff = done.get("result") if isinstance(done, dict) else None
+        if not isinstance(handoff, dict) or "next_task_id" not in handoff:
+            return
+        if self._follow_up_exists(handoff["next_task_id"]):
+            return
+        follow_id, doc = workflow.follow_up_task(task, handoff, done.get("output"))
+        log.warning("writing the missing follow-up %s of %s", follow_id, task.id)
+        atomic_write(self.workdir.inbox / f"{follow_id}.yaml", dump_yaml(doc).encode())
+
+    def _finish(self, job: Job, result: Result, follow_up: tuple[Path, str] | None) -> None:
+        """The follow-up (if any), then the result (atomically), then the task file leaves
+        running/. A crash between any two steps repeats no step's effect at the next start."""
+        if follow_up is not None:
+            atomic_write(follow_up[0], follow_up[1].encode("utf-8"))
         if result.output is not None and len(result.output) > LARGE_OUTPUT_BYTES:
             out = self.workdir.outbox / f"{result.id}.output.txt"
             atomic_write(out, result.output.encode("utf-8"))

@@ -138,8 +138,9 @@ class _Run:
 
 
 def _schedule(attempts: list[Attempt], max_attempts: int) -> list[Attempt]:
-    """The chain, cycled from its start, `max_attempts` long in all (a repeat of a tool
-    that failed for a reason retrying cannot fix is skipped when its turn comes)."""
+    """`max_attempts` attempts in all: the chain in order, then again from its start when
+    it is shorter (a repeat of a tool that failed for a reason retrying cannot fix is
+    skipped when its turn comes)."""
     if not attempts:
         return []
     return [attempts[i % len(attempts)] for i in range(max(max_attempts, 1))]
@@ -355,7 +356,7 @@ def _record(
         {
             "task_id": run.task.id,
             "attempt": number + 1,
-            "chain_id": run.task.chain_id,
+            "chain_id": run.task.chain_id or run.task.id,
             "agent": run.task.agent,
             "tool": attempt.tool,
             "model": record.model,

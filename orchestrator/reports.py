@@ -98,6 +98,7 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     queue.update(dict.fromkeys(("queued", "waiting", "running", *FINAL_STATES), 0))
     running: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
+    chains: list[dict[str, Any]] = []
     today = month = 0.0
     with _database(root) as db:
         if db is not None:
@@ -121,6 +122,12 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
                 "SELECT task_id, agent, waiting_for FROM tasks WHERE state = 'waiting'"
             ):
                 waiting.append({"id": task_id, "agent": agent, "waiting_for": waiting_for})
+            for task_id, parent, agent, state in db.execute(
+                "SELECT task_id, parent_task, agent, state FROM tasks "
+                "WHERE parent_task IS NOT NULL AND updated_at >= ? ORDER BY updated_at",
+                (today_iso,),
+            ):
+                chains.append({"from": parent, "to": task_id, "agent": agent, "state": state})
             today = _spend(db, day_start, day_end)
             month = _spend(db, month_start, month_end)
     warnings = []
@@ -133,6 +140,7 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
         "queue": queue,
         "running": running,
         "waiting": waiting,
+        "chains": chains,
         "spend": {
             "today_usd": round(today, 6),
             "month_usd": round(month, 6),
@@ -174,6 +182,11 @@ def render_status(data: dict[str, Any]) -> str:
     if data["waiting"]:
         lines.append("waiting:")
         lines += [f"  {t['id']}  waits for {t['waiting_for']}" for t in data["waiting"]]
+    if data["chains"]:
+        lines.append("handoffs today:")
+        lines += [
+            f"  {c['from']} -> {c['to']} ({c['agent']}): {c['state']}" for c in data["chains"]
+        ]
     spend = data["spend"]
     budgets = spend["budgets"]
     lines.append("spend:")

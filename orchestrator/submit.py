@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import anyio
+
 from orchestrator.config import Config, suggest
 from orchestrator.errors import UsageError
 from orchestrator.execute import Engine, execute
-from orchestrator.tasks import Result, Task, dump_yaml, id_problem
+from orchestrator.tasks import Result, Task, compose_prompt, dump_yaml, id_problem
+from orchestrator.telemetry.store import chain_of, connect, record_output
+from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.workdir import Workdir, atomic_write
 
 if TYPE_CHECKING:
@@ -57,18 +63,49 @@ def submit(
     return task_id
 
 
-async def exec_task(config: Config, agent: str, prompt: str, contexts: list[Path]) -> Result:
-    """Run one task now, through the same routing and execution as the daemon."""
+async def exec_task(
+    config: Config,
+    agent: str,
+    prompt: str,
+    contexts: list[Path],
+    output: Path | None = None,
+    chain: str | None = None,
+) -> Result:
+    """Run one task now, through the same routing, policy and telemetry as the daemon.
+
+    Context files are appended to the prompt. A context file that an earlier `exec
+    --output` wrote puts this task in that task's chain (same chain id in telemetry).
+    """
     _check_agent(config, agent)
     parts = [prompt.strip()]
+    digests = []
     for path in contexts:
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"--context {path}: {exc}") from None
+        digests.append(hashlib.sha256(data).hexdigest())
         parts.append(f"## {path}\n\n{text.strip()}")
-    full_prompt = "\n\n".join(parts) + "\n"
     workdir = Workdir(config.root)
     workdir.runs.mkdir(parents=True, exist_ok=True)
-    task = Task(id=f"exec-{new_id(agent)}", agent=agent, prompt=full_prompt)
-    return await execute(Engine(config, workdir.runs), task, full_prompt)
+    db_path = workdir.work / "telemetry.db"
+    task_id = f"exec-{new_id(agent)}"
+    with contextlib.closing(connect(db_path)) as db:
+        chain = chain or next(filter(None, (chain_of(db, d) for d in digests)), None) or task_id
+    task = Task(id=task_id, agent=agent, prompt="\n\n".join(parts) + "\n", chain_id=chain)
+    profile_file = config.agents[agent].profile
+    profile = (config.root / profile_file).read_text(encoding="utf-8") if profile_file else None
+    full_prompt = compose_prompt(task, config.root, "exec", profile)
+    telemetry = TelemetryWriter(db_path)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(telemetry.run)
+        engine = Engine(config, workdir.runs, telemetry=telemetry)
+        result = await execute(engine, task, full_prompt)
+        telemetry.close()
+    if output is not None and result.status == "succeeded":
+        data = (result.output or "").encode("utf-8")
+        atomic_write(output, data, durable=False)
+        with contextlib.closing(connect(db_path)) as db:
+            record_output(db, hashlib.sha256(data).hexdigest(), str(output), task_id, chain)
+    return result

@@ -77,6 +77,11 @@ class Task(BaseModel):
     timeout: Duration | None = None
     budget_usd: float | None = Field(default=None, ge=0)
     chain_id: str | None = None
+    on_dependency_failure: Literal["reject", "run"] = "reject"
+    previous_task: str | None = None
+    previous_agent: str | None = None
+    previous_output: str | None = None
+    handoff_depth: int = Field(default=0, ge=0)
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -236,8 +241,15 @@ def _read_text(path: Path, name: str, field: str) -> str:
     return _decode(data, f"{name}: {field} {path.name!r}")
 
 
-def compose_prompt(task: Task, workspace: Path, name: str, profile: str | None = None) -> str:
-    """The text the tool receives: profile, then the prompt, then the context files."""
+def compose_prompt(
+    task: Task,
+    workspace: Path,
+    name: str,
+    profile: str | None = None,
+    instructions: str | None = None,
+) -> str:
+    """The text the tool receives: profile, the prompt, the context files, the previous
+    task's output (for a handoff), then `instructions` (how to hand off)."""
     if task.prompt is not None:
         body = task.prompt
     elif task.prompt_file is not None:
@@ -258,6 +270,11 @@ def compose_prompt(task: Task, workspace: Path, name: str, profile: str | None =
         field = f"context_files[{i}]"
         text = _read_text(inside(workspace, relative, name, field), name, field)
         parts.append(f"## {relative}\n\n{text.strip()}")
+    if task.previous_output:
+        who = f"{task.previous_task} ({task.previous_agent})"
+        parts.append(f"## Output of the previous task, {who}\n\n{task.previous_output.strip()}")
+    if instructions:
+        parts.append(instructions.strip())
     return "\n\n".join(parts) + "\n"
 
 

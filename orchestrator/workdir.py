@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +57,20 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     os.replace(tmp, path)
     if durable:
         _fsync_dir(path.parent)
+
+
+_STATUS = re.compile(rb"^status: *([a-z_]+)", re.MULTILINE)
+
+
+def read_status(result_file: Path) -> str | None:
+    """The `status:` of a result file (read from its head; results put it second)."""
+    try:
+        with result_file.open("rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        return None
+    match = _STATUS.search(head)
+    return match.group(1).decode() if match else None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ shared/agent-cli-samples, `build` as exact argv/stdin/env tables, `watch_line`."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -510,3 +511,11 @@ def test_built_flags_exist_in_the_clis_help(help_file: str, flags: list[str]) ->
     text = (SAMPLES / "help" / help_file).read_text()
     for flag in flags:  # claude's --max-turns works but is hidden from its help
         assert flag in text
+
+
+def test_claude_gets_the_tasks_budget_cap() -> None:
+    tool = tool_for("claude")
+    ctx = dataclasses.replace(CTX, budget_usd=0.5)
+    argv = get_adapter(tool.adapter).build(tool, None, "hi", ctx).argv
+    assert argv[-2:] == ["--max-budget-usd", "0.5"]
+    assert "--max-budget-usd" not in _build("claude", {}, None).argv

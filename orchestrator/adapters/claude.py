@@ -54,6 +54,8 @@ class ClaudeAdapter:
             argv += ["--permission-mode", tool.permission_mode]
         if tool.max_turns is not None:
             argv += ["--max-turns", str(tool.max_turns)]
+        if ctx.budget_usd is not None:  # the task's own cap, enforced by claude itself
+            argv += ["--max-budget-usd", f"{ctx.budget_usd:g}"]
         argv += tool.extra_args
         env = dict(FAIL_FAST_ENV)
         if tool.base_url:

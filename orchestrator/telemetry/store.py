@@ -116,8 +116,25 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def _m002_outputs(db: sqlite3.Connection) -> None:
+    """Files written by `exec --output`, so a later `exec --context` joins their chain."""
+    db.executescript(
+        """
+        CREATE TABLE outputs (
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            chain_id TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX outputs_sha256 ON outputs (sha256);
+        """
+    )
+
+
 MIGRATIONS: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]] = (
     ("m001_initial", _m001_initial),
+    ("m002_outputs", _m002_outputs),
 )
 
 
@@ -199,3 +216,19 @@ def wait_for_rows(path: Path, count: int, timeout: float = 10) -> None:
 def day_bounds(moment: datetime) -> tuple[datetime, datetime]:
     start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return start, start + timedelta(days=1)
+
+
+def chain_of(db: sqlite3.Connection, sha256: str) -> str | None:
+    """The chain id of an `exec --output` file with these contents, if one was recorded."""
+    row = db.execute(
+        "SELECT chain_id FROM outputs WHERE sha256 = ? ORDER BY rowid DESC LIMIT 1", (sha256,)
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def record_output(db: sqlite3.Connection, sha256: str, path: str, task_id: str, chain: str) -> None:
+    with db:
+        db.execute(
+            "INSERT INTO outputs VALUES (?, ?, ?, ?, ?)",
+            (sha256, path, task_id, chain, datetime.now(UTC).isoformat()),
+        )

@@ -13,6 +13,9 @@ obeys lines of the form `DIRECTIVE` or `DIRECTIVE=value`:
     STARTED=<file>       append "<task> <time.time()>" to this file when it starts
     KILL_SELF            die by SIGKILL
     GARBAGE              print something that is not JSON
+    HANDOFF=<agent>|<title>|<notes>   answer with a handoff block to <agent>
+
+Directive lines may start with "- " (as in a composed prompt's notes).
 
 The answer is JSON: {"result": <prompt echo>, "usage": {...}, "model": <--model>}.
 """
@@ -31,30 +34,25 @@ import time
 def directives(prompt: str) -> dict[str, str]:
     found = {}
     for line in prompt.splitlines():
-        key, _, value = line.strip().partition("=")
+        key, _, value = line.strip().removeprefix("- ").partition("=")
         if key.isupper() and key.replace("_", "").isalpha():
             found[key] = value
     return found
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="")
-    parser.add_argument("--prompt")
-    parser.add_argument("--prompt-file")
-    parser.add_argument("--task", default="")
-    args = parser.parse_args()
+def read_prompt(args: argparse.Namespace) -> str:
     if args.prompt is not None:
-        prompt = args.prompt
-    elif args.prompt_file:
+        return str(args.prompt)
+    if args.prompt_file:
         with open(args.prompt_file, encoding="utf-8") as f:
-            prompt = f.read()
-    else:
-        prompt = sys.stdin.read()
-    d = directives(prompt)
+            return f.read()
+    return sys.stdin.read()
+
+
+def side_effects(d: dict[str, str], task: str) -> None:
     if "STARTED" in d:
         with open(d["STARTED"], "a", encoding="utf-8") as f:
-            f.write(f"{args.task} {time.time()}\n")
+            f.write(f"{task} {time.time()}\n")
     if "IGNORE_TERM" in d:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if "FLOOD" in d:
@@ -75,10 +73,36 @@ def main() -> int:
         os.kill(os.getpid(), signal.SIGKILL)
     if "SLEEP" in d:
         time.sleep(float(d["SLEEP"]))
+
+
+def answer_text(d: dict[str, str], prompt: str) -> str:
+    if "PRINT_ENV" in d:
+        return " ".join(sorted(os.environ))
+    if "HANDOFF" in d:
+        agent, title, notes = [*d["HANDOFF"].split("|", 2), "", ""][:3]
+        return (
+            f"Done with my part.\n\n```handoff\nnext_agent: {agent}\n"
+            f"next_task_title: {json.dumps(title)}\nnext_task_notes: {json.dumps(notes)}\n"
+            "next_artefacts: [docs/out.md]\nsummary: handed on\n```\n"
+        )
+    return prompt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="")
+    parser.add_argument("--prompt")
+    parser.add_argument("--prompt-file")
+    parser.add_argument("--task", default="")
+    args = parser.parse_args()
+    prompt = read_prompt(args)
+    d = directives(prompt)
+    side_effects(d, args.task)
+    code = int(d.get("EXIT", "0") or 0)
     if "GARBAGE" in d:
         sys.stdout.write("this is not json\n")
-        return int(d.get("EXIT", "0") or 0)
-    text = " ".join(sorted(os.environ)) if "PRINT_ENV" in d else prompt
+        return code
+    text = answer_text(d, prompt)
     answer = {
         "result": text,
         "model": args.model,
@@ -86,7 +110,7 @@ def main() -> int:
     }
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
-    return int(d.get("EXIT", "0") or 0)
+    return code
 
 
 if __name__ == "__main__":
