@@ -137,6 +137,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from orchestrator.control import cancel
+
+    print(cancel(_root(args), args.id))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from orchestrator.control import retry
+
+    print(retry(_root(args), args.id))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import json
     import time
@@ -243,6 +257,10 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds running tasks get to finish after SIGTERM (default 30)",
     )
 
+    cancel = add("cancel", cmd_cancel, "stop a queued or running task (result: cancelled)")
+    cancel.add_argument("id")
+    retry = add("retry", cmd_retry, "run a finished task again, keeping its earlier results")
+    retry.add_argument("id")
     add("doctor", cmd_doctor, "which tools are installed, their versions and env vars")
     status = add("status", cmd_status, "the queue, running tasks and spend against budgets")
     status.add_argument("--json", action="store_true", help="machine-readable output")

@@ -166,8 +166,9 @@ class CostOptimization(Strict):
 
 
 class Retries(Strict):
-    max_attempts: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=3, ge=1)  # attempts per task, the fallback chain included
     backoff: Duration = 2.0
+    quarantine_after: int = Field(default=5, ge=1)  # runs cut short (daemon died) before giving up
 
 
 class Privacy(Strict):

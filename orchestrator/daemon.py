@@ -18,8 +18,10 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import signal
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 import anyio
 import yaml
 
-from orchestrator import pricing, workflow
+from orchestrator import control, pricing, workflow
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import Engine, execute, iso, now_utc
 from orchestrator.tasks import (
@@ -43,7 +45,7 @@ from orchestrator.tasks import (
 from orchestrator.telemetry.store import connect, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import Workdir, atomic_write, read_status
+from orchestrator.workdir import StillWriting, Workdir, atomic_write, read_status, read_task_file
 from orchestrator.workflow import dependency_state, find_cycle
 
 if TYPE_CHECKING:
@@ -57,6 +59,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LARGE_OUTPUT_BYTES = 256 * 1024
+DEFER_POLL_S = 0.05
+SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
+HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
 DEFAULT_GRACE_S = 30.0
 
 
@@ -66,7 +71,7 @@ class Job:
     path: Path = field(compare=False)  # the claimed file, in running/
     task: Task | None = field(compare=False, default=None)
     prompt: str = field(compare=False, default="")
-    rejection: Result | None = field(compare=False, default=None)
+    verdict: Result | None = field(compare=False, default=None)  # decided without running
 
 
 class JobQueue:
@@ -88,6 +93,14 @@ class JobQueue:
             self._ready = anyio.Event()
             await self._ready.wait()
         return heapq.heappop(self._heap)
+
+    def remove(self, task_id: str) -> Job | None:
+        for i, job in enumerate(self._heap):
+            if job.task is not None and job.task.id == task_id:
+                self._heap.pop(i)
+                heapq.heapify(self._heap)
+                return job
+        return None
 
     def drain(self) -> list[Job]:
         jobs, self._heap = self._heap, []
@@ -123,8 +136,11 @@ class Daemon:
         self.finished: dict[str, str] = {}  # task id -> final status
         self.waiting: dict[str, Job] = {}  # parked until their dependencies finish
         self.waiters: dict[str, set[str]] = {}  # dependency id -> ids waiting for it
+        self.deferred: dict[Path, float] = {}  # claimed files still being written
+        self.running_scopes: dict[str, anyio.CancelScope] = {}  # for `cancel`
         self.intake: TaskGroup
         self.jobs: TaskGroup
+        self.jobs_started = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -132,6 +148,8 @@ class Daemon:
         self.workdir.ensure()
         with self.workdir.lock():
             await anyio.to_thread.run_sync(self._migrate)
+            self.workdir.clean_up()
+            self.workdir.kill_orphans()
             for path in self.workdir.in_running():
                 log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)
                 self.admit_claimed(path, recovered=True)
@@ -150,7 +168,9 @@ class Daemon:
     async def _run_jobs(self) -> None:
         async with anyio.create_task_group() as jobs, anyio.create_task_group() as intake:
             self.intake, self.jobs = intake, jobs
+            self.jobs_started = True
             intake.start_soon(self._dispatch, jobs)
+            intake.start_soon(self._retry_deferred)
             if self.options.once:
                 intake.start_soon(self._drain_once, intake)
             else:
@@ -190,23 +210,35 @@ class Daemon:
     async def _ingest(self, receive: MemoryObjectReceiveStream[Path]) -> None:
         async with receive:
             async for path in receive:
-                claimed = self.workdir.claim(path)
-                if claimed is not None:
-                    self.admit_claimed(claimed)
+                self._take(path)
+
+    def _take(self, path: Path) -> None:
+        if path.parent == self.workdir.control:
+            self._control(path)
+            return
+        claimed = self.workdir.claim(path)
+        if claimed is not None:
+            self.admit_claimed(claimed)
+
+    async def _retry_deferred(self) -> None:
+        """Files that were still being written when claimed: look again shortly."""
+        while True:
+            await anyio.sleep(DEFER_POLL_S)
+            for path in list(self.deferred):
+                self.admit_claimed(path)
 
     async def _drain_once(self, intake: TaskGroup) -> None:
         """--once: take what is in the inbox (and what the tasks hand off), then stop."""
         while True:
-            for path in self.workdir.pending():
-                claimed = self.workdir.claim(path)
-                if claimed is not None:
-                    self.admit_claimed(claimed)
-            if not len(self.queue) and not self.active:
+            for path in [*self.workdir.control_requests(), *self.workdir.pending()]:
+                self._take(path)
+            if not len(self.queue) and not self.active and not self.deferred:
                 if not self.workdir.pending():
                     break
                 continue
             self.idle = anyio.Event()
-            await self.idle.wait()
+            with anyio.move_on_after(DEFER_POLL_S if self.deferred else math.inf):
+                await self.idle.wait()
         intake.cancel_scope.cancel()
 
     async def _dispatch(self, jobs: TaskGroup) -> None:
@@ -231,8 +263,18 @@ class Daemon:
         name = path.name
         default_id = path.stem
         try:
-            stat = path.stat()
-            raw = load_mapping(path.read_bytes(), name)
+            stat = path.lstat()
+            try:
+                raw = load_mapping(read_task_file(path), name)
+            except StillWriting:
+                self.deferred.setdefault(path, time.monotonic())
+                return
+            except TaskRejected as rejected:
+                if rejected.kind in HALF_WRITTEN and time.time() - stat.st_mtime < SETTLE_S:
+                    self.deferred.setdefault(path, time.monotonic())  # maybe half-written
+                    return
+                raise
+            self.deferred.pop(path, None)
             task = parse_task(raw, default_id, name, self.config)
             if recovered and self.workdir.result_path(task.id).exists():
                 log.info("%s already has its result; archiving", name)
@@ -248,9 +290,11 @@ class Daemon:
                 self._instructions(task.agent),
             )
         except TaskRejected as rejected:
+            self.deferred.pop(path, None)
             self._queue_rejection(path, default_id, rejected)
             return
         except OSError as exc:
+            self.deferred.pop(path, None)
             log.warning("cannot read %s: %s", name, exc)
             return
         self.ids_in_flight.add(task.id)
@@ -368,7 +412,7 @@ class Daemon:
             finished_at=iso(now_utc()),
             duration_ms=0,
         )
-        self.queue.put(Job((-1, 0.0, next(self.order)), path, rejection=result))
+        self._deliver(Job((-1, 0.0, next(self.order)), path, verdict=result))
 
     def _instructions(self, agent: str) -> str | None:
         allowed = self.config.agents[agent].handoff_to
@@ -384,13 +428,29 @@ class Daemon:
 
     # --- running ------------------------------------------------------------------------
 
-    async def _run_job(self, job: Job) -> None:
+    def _deliver(self, verdict: Job) -> None:
+        """A result decided without running (rejection, cancellation) is written at once,
+        without waiting for a free slot; before the job group exists it is queued."""
+        if self.jobs_started:
+            self.active += 1
+            self.jobs.start_soon(self._run_job, verdict, False)
+        else:
+            self.queue.put(verdict)
+
+    async def _run_job(self, job: Job, holds_slot: bool = True) -> None:
         try:
             result = await self._result_of(job)
-            result.task_file = job.path.name
+            result.task_file = os.fsencode(job.path.name).decode("utf-8", "backslashreplace")
             follow_up = self._handoff(job, result)
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._finish, job, result, follow_up)
+                await self.telemetry.settled()  # a result never exists without its rows
+                try:
+                    await anyio.to_thread.run_sync(self._finish, job, result, follow_up)
+                except OSError:  # e.g. the disk is full: the file stays in running/
+                    log.exception("cannot write the result of %s; retried at the next start",
+                                  result.id)  # fmt: skip
+                    return
+            self.workdir.forget_runs(job.path)
             log.info("%s: %s", result.id, result.status)
             if job.task is not None:
                 self.ids_in_flight.discard(job.task.id)
@@ -400,15 +460,32 @@ class Daemon:
             if job.task is not None:
                 self.ids_in_flight.discard(job.task.id)
             self.active -= 1
-            self.slots.release()
+            if holds_slot:
+                self.slots.release()
             if not self.active and not len(self.queue):
                 self.idle.set()
 
     async def _result_of(self, job: Job) -> Result:
-        if job.rejection is not None:
-            return job.rejection
+        if job.verdict is not None:
+            return job.verdict
         task = job.task
         assert task is not None
+        runs = self.workdir.runs_of(job.path)  # counted before running: see quarantine
+        limit = self.config.policies.retries.quarantine_after
+        if runs > limit:
+            log.error("quarantined %s: its run was interrupted %d times", task.id, runs - 1)
+            return Result(
+                id=task.id,
+                status="failed",
+                agent=task.agent,
+                error=error_info(
+                    "quarantined",
+                    f"{task.id} was started {runs - 1} times without finishing "
+                    f"(retries.quarantine_after is {limit}): it may crash the daemon",
+                    "look at the daemon's log for this task, fix the cause, then "
+                    f"`orchestrator retry {task.id}`",
+                ),
+            )
         log.info("running %s (agent %s)", task.id, task.agent)
 
         def started(attempt: Attempt) -> None:
@@ -422,7 +499,11 @@ class Daemon:
             )
 
         try:
-            result = await execute(self.engine, task, job.prompt, on_start=started)
+            with anyio.CancelScope() as scope:
+                self.running_scopes[task.id] = scope
+                result = await execute(self.engine, task, job.prompt, on_start=started)
+            if scope.cancelled_caught:
+                result = control.cancelled_result(task.id, task.agent, "running")
         except Exception as exc:  # a bug of ours must fail this task, not the daemon
             log.exception("internal error while running %s", task.id)
             result = Result(
@@ -435,8 +516,50 @@ class Daemon:
                     "this is a bug in the orchestrator: please report it with the log",
                 ),
             )
+        finally:
+            self.running_scopes.pop(task.id, None)
         result.task = task.extra_fields() or None
+        if task.retry:
+            history = self.workdir.outbox / "history"
+            result.previous_results = [
+                f"history/{task.id}.{n}.result.yaml"
+                for n in range(1, task.retry + 1)
+                if (history / f"{task.id}.{n}.result.yaml").exists()
+            ]
         return result
+
+    # --- control ------------------------------------------------------------------------
+
+    def _control(self, request: Path) -> None:
+        """A `cancel` request: control/<id>.cancel."""
+        if not request.name.endswith(control.CANCEL_SUFFIX):
+            return
+        task_id = request.name.removesuffix(control.CANCEL_SUFFIX)
+        request.unlink(missing_ok=True)
+        found = self._cancel(task_id)
+        log.warning("cancel %s: %s", task_id, found or "no such queued or running task")
+        if found is None:
+            answer = request.with_name(request.name + control.ANSWER_SUFFIX)
+            atomic_write(answer, control.UNKNOWN.encode(), durable=False)
+
+    def _cancel(self, task_id: str) -> str | None:
+        if task_id in self.running_scopes:
+            self.running_scopes[task_id].cancel()  # its process group is killed
+            return "stopping the running task"
+        job = self.queue.remove(task_id) or self.waiting.pop(task_id, None)
+        where = "queued"
+        if job is None:
+            found = control.find_task_file(self.workdir.inbox, task_id)
+            claimed = self.workdir.claim(found[0]) if found else None
+            if claimed is None:
+                return None
+            job = Job((0, 0.0, next(self.order)), claimed)
+            where = "in the inbox"
+        agent = job.task.agent if job.task else None
+        self.ids_in_flight.discard(task_id)
+        verdict = control.cancelled_result(task_id, agent, where)
+        self._deliver(Job((-1, 0.0, next(self.order)), job.path, verdict=verdict))
+        return f"cancelled while {where}"
 
     def _handoff(self, job: Job, result: Result) -> tuple[Path, str] | None:
         """The follow-up task file a succeeded task hands off to, when it asks for one: in
@@ -496,7 +619,7 @@ class Daemon:
             result.output, result.output_file = None, out.name
         try:
             text = dump_yaml(result.document())
-        except yaml.YAMLError as exc:  # a value we cannot render: still one result file
+        except (yaml.YAMLError, UnicodeError, RecursionError) as exc:  # still one result
             log.exception("cannot render the result of %s", result.id)
             text = dump_yaml(
                 Result(

@@ -415,7 +415,7 @@ async def _attempt(
                 proc = await _run(
                     invocation,
                     env,
-                    config.root,
+                    (config.root, run_dir),
                     task.timeout or tool.timeout,
                     adapter.watch_line,
                 )
@@ -467,10 +467,11 @@ def _missing_binary(binary: str, path: str, tool_name: str) -> ToolFailure | Non
 async def _run(
     invocation: Invocation,
     env: dict[str, str],
-    cwd: Path,
+    dirs: tuple[Path, Path],  # the workspace (cwd) and the run's own folder
     limit_s: float,
     watch_line: Callable[[bytes], ToolFailure | None],
 ) -> ProcessResult | ToolFailure:
+    workspace, run_dir = dirs
     early: list[ToolFailure] = []
 
     def watch(line: bytes) -> bool:
@@ -483,10 +484,11 @@ async def _run(
         proc = await run_process(
             invocation.argv,
             env=env,
-            cwd=cwd,
+            cwd=workspace,
             stdin=invocation.stdin,
             limit_s=limit_s,
             watch=watch,
+            on_start=lambda pgid: _remember_group(run_dir, pgid),
         )
     except PermissionError as exc:
         return ToolFailure(
@@ -509,6 +511,11 @@ async def _run(
             "raise the task's or the tool's timeout, or split the task",
         )
     return proc
+
+
+def _remember_group(run_dir: Path, pgid: int) -> None:
+    """So that the next daemon can kill this process group if this daemon dies."""
+    (run_dir / ".pgid").write_text(str(pgid))
 
 
 def _judge(

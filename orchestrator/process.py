@@ -134,6 +134,7 @@ async def run_process(
     watch: Callable[[bytes], bool] | None = None,
     max_bytes: int = MAX_STREAM_BYTES,
     grace: float = KILL_GRACE_S,
+    on_start: Callable[[int], None] | None = None,
 ) -> ProcessResult:
     """Run `argv` to completion or for at most `limit_s` seconds.
 
@@ -152,6 +153,8 @@ async def run_process(
         start_new_session=True,
     )
     try:
+        if on_start is not None:
+            on_start(process.pid)  # the process group id: the tool is its group's leader
         async with anyio.create_task_group() as tg:
 
             def stop_early() -> None:

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +21,6 @@ from orchestrator.policy import period_bounds
 from orchestrator.telemetry.store import bucket_of, connect, parse_time
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -58,15 +58,32 @@ def read_budgets(root: Path) -> BudgetView:
 @contextlib.contextmanager
 def _database(root: Path) -> Iterator[sqlite3.Connection | None]:
     path = root / "work" / "telemetry.db"
-    if not path.exists():
+    if not path.is_file():
         yield None
         return
-    db = connect(path, readonly=True)
     try:
+        db = connect(path, readonly=True)
         ready = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'usage_rollup'").fetchone()
+    except sqlite3.Error:
+        yield None  # unreadable: `telemetry_health` says so
+        return
+    try:
         yield db if ready else None  # a database being created has no tables yet
     finally:
         db.close()
+
+
+def telemetry_health(root: Path) -> dict[str, Any]:
+    """What the daemon's telemetry writer last reported (rows buffered or dropped)."""
+    health: dict[str, Any] = {"ok": True, "dropped": 0, "buffered": 0, "error": None}
+    path = root / "work" / "telemetry.health.json"
+    with contextlib.suppress(OSError, ValueError):
+        health.update(json.loads(path.read_text()))
+        health["ok"] = not health["error"] and not health["dropped"]
+    db = root / "work" / "telemetry.db"
+    if db.exists() and not db.is_file():
+        health.update(ok=False, error=f"{db} is not a database file")
+    return health
 
 
 def _count_files(folder: Path) -> int:
@@ -141,6 +158,7 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
         "running": running,
         "waiting": waiting,
         "chains": chains,
+        "telemetry": telemetry_health(root),
         "spend": {
             "today_usd": round(today, 6),
             "month_usd": round(month, 6),
@@ -193,6 +211,12 @@ def render_status(data: dict[str, Any]) -> str:
     lines.append(f"  today       {_bar(spend['today_usd'], budgets['daily_usd'])}")
     lines.append(f"  this month  {_bar(spend['month_usd'], budgets['monthly_usd'])}")
     lines += [f"  warning: {w}" for w in spend["warnings"]]
+    health = data["telemetry"]
+    if not health["ok"]:
+        lines.append(
+            f"telemetry: {health['buffered']} rows waiting, {health['dropped']} dropped"
+            + (f"; the database cannot be written: {health['error']}" if health["error"] else "")
+        )
     return "\n".join(lines)
 
 

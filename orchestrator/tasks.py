@@ -42,6 +42,10 @@ def id_problem(task_id: str) -> str | None:
         return "contains a path separator or a control character"
     if task_id.startswith(".") or ".." in task_id:
         return "starts with a dot or contains '..'"
+    try:
+        task_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains bytes that are not UTF-8"
     return None
 
 
@@ -82,6 +86,7 @@ class Task(BaseModel):
     previous_agent: str | None = None
     previous_output: str | None = None
     handoff_depth: int = Field(default=0, ge=0)
+    retry: int = Field(default=0, ge=0)  # set by `orchestrator retry`: the run number - 1
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -122,6 +127,43 @@ def _decode(data: bytes, name: str) -> str:
         ) from None
 
 
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many nodes `node` stands for once every alias is expanded (memoised per node,
+    so this is linear in the document even when the expansion is exponential)."""
+    key = id(node)
+    if memo.get(key) == -1:
+        return MAX_EXPANDED_NODES + 1  # an alias inside its own anchor: infinite
+    if key not in memo:
+        memo[key] = -1
+        value = node.value
+        if isinstance(value, list):
+            children = [c for item in value for c in (item if isinstance(item, tuple) else (item,))]
+            memo[key] = 1 + sum(_expanded_size(child, memo) for child in children)
+        else:
+            memo[key] = 1
+    return memo[key]
+
+
+def _check_aliases(text: str, name: str) -> None:
+    """Refuse alias bombs: YAML whose anchors and aliases expand exponentially."""
+    if "&" not in text or "*" not in text:
+        return  # no anchor or no alias: nothing to expand (the fast path)
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except (yaml.YAMLError, RecursionError):
+        return  # the loader reports the problem with its position
+    if root is not None and _expanded_size(root, {}) > MAX_EXPANDED_NODES:
+        raise TaskRejected(
+            "yaml_aliases",
+            f"{name}: its YAML aliases expand to more than {MAX_EXPANDED_NODES} values "
+            "(or refer to themselves)",
+            "write the values out instead of repeating anchors",
+        )
+
+
 def load_mapping(data: bytes, name: str) -> dict[str, Any]:
     """Bytes of a task file → its top-level mapping, or TaskRejected."""
     if len(data) > MAX_TASK_BYTES:
@@ -131,6 +173,7 @@ def load_mapping(data: bytes, name: str) -> dict[str, Any]:
             "put long material in a file and name it in prompt_file or context_files",
         )
     text = _decode(data, name)
+    _check_aliases(text, name)
     try:
         loaded = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -305,6 +348,11 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
 
 
 def _str_representer(dumper: Any, value: str) -> Any:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # e.g. a file name that is not UTF-8: show its bytes
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -360,6 +408,7 @@ class Result:
     task_file: str | None = None
     task: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
+    previous_results: list[str] = field(default_factory=list)
 
     def document(self) -> dict[str, Any]:
         """The result as an ordered mapping for YAML, without empty keys."""

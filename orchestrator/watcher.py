@@ -1,4 +1,4 @@
-"""Inbox events → task file paths.
+"""Inbox events → task file paths (and `work/control/` → cancel requests).
 
 watchfiles' Rust watcher on `inbox/` (not recursive) with a short debounce, a full scan as
 soon as the watcher is live (files written before start), and a rescan every few seconds
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-from watchfiles._rust_notify import RustNotify
+from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
 from orchestrator.workdir import Workdir, is_task_name
 
@@ -48,9 +48,13 @@ async def _watch_once(
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(_stop_when_cancelled, stop)
-        raw: set[tuple[int, str]] | str = await anyio.to_thread.run_sync(
-            notify.watch, debounce_ms, step_ms, timeout_ms, stop
-        )
+        try:
+            raw: set[tuple[int, str]] | str = await anyio.to_thread.run_sync(
+                notify.watch, debounce_ms, step_ms, timeout_ms, stop
+            )
+        except WatchfilesRustInternalError as exc:  # e.g. a file name that is not UTF-8
+            log.debug("watcher: %s; scanning instead", exc)
+            raw = "error"
         tg.cancel_scope.cancel()
     return raw
 
@@ -70,9 +74,9 @@ async def watch_inbox(
     started = False
     while True:
         workdir.inbox.mkdir(parents=True, exist_ok=True)
-        with RustNotify(
-            [str(workdir.inbox)], False, force_polling, poll_delay_ms, False, True
-        ) as notify:
+        workdir.control.mkdir(parents=True, exist_ok=True)
+        folders = [str(workdir.inbox), str(workdir.control)]
+        with RustNotify(folders, False, force_polling, poll_delay_ms, False, True) as notify:
             log.info("watching %s%s", workdir.inbox, " (polling)" if force_polling else "")
             if not started:
                 task_status.started()
@@ -96,16 +100,22 @@ async def _watch_loop(
         if now >= next_scan:
             if not workdir.inbox.is_dir():
                 return
-            for path in workdir.pending():
+            for path in [*workdir.control_requests(), *workdir.pending()]:
                 await send.send(path)
             next_scan = now + rescan_s
         timeout_ms = max(1, int((next_scan - time.monotonic()) * 1000))
         raw = await _watch_once(notify, debounce_ms, step_ms, timeout_ms)
+        if raw == "error":
+            next_scan = 0.0  # the scan sees what the event could not tell
+            continue
         if isinstance(raw, str):
             continue  # "timeout" (rescan next) or "signal"
         for _change, name in sorted(raw, key=lambda c: c[1]):
             path = Path(name)
             if path.parent == workdir.inbox and is_task_name(path.name):
                 await send.send(path)
+            elif path.parent == workdir.control and path.name.endswith(".cancel"):
+                if path.exists():
+                    await send.send(path)
             elif path == workdir.inbox:
                 next_scan = 0.0  # the folder itself changed (deleted/re-created): rescan now

@@ -13,14 +13,85 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
+import shutil
+import signal
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import WorkspaceError
-from orchestrator.tasks import TASK_SUFFIXES
+from orchestrator.errors import TaskRejected, WorkspaceError
+from orchestrator.tasks import MAX_TASK_BYTES, TASK_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+
+class StillWriting(Exception):
+    """A task file that some process still has open for writing: try again shortly."""
+
+
+def read_task_file(path: Path) -> bytes:
+    """The bytes of a claimed task file, refusing what is not a plain, finished file.
+
+    A read lease (Linux) proves no process has the file open for writing and keeps writers
+    out while we read; a writer that still holds it raises StillWriting. Where leases are
+    not available (another owner, network filesystems) the file is read as it is.
+    """
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise TaskRejected(
+            "symlink", f"{path.name} is a symbolic link", "put the task file itself in the inbox"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise TaskRejected(
+            "not_a_regular_file",
+            f"{path.name} is not a regular file (a fifo, socket or device)",
+            "write task files as regular files",
+        )
+    if info.st_size > MAX_TASK_BYTES:
+        raise TaskRejected(
+            "too_large",
+            f"{path.name} is {info.st_size} bytes; task files may be at most "
+            f"{MAX_TASK_BYTES} bytes",
+            "put long material in a file and name it in prompt_file or context_files",
+        )
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        leased = _lease(fd)
+        try:
+            return _read_all(fd, MAX_TASK_BYTES + 1)
+        finally:
+            if leased:
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    finally:
+        os.close(fd)
+
+
+def _lease(fd: int) -> bool:
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except BlockingIOError:
+        raise StillWriting from None
+    except OSError:  # not our file, or a filesystem without leases
+        return False
+    return True
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(1 << 20, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -73,6 +144,23 @@ def read_status(result_file: Path) -> str | None:
     return match.group(1).decode() if match else None
 
 
+def _group_belongs_to(pgid: int, run_dir: Path) -> bool:
+    """Is some process of group `pgid` still a tool of ours (its TMPDIR is `run_dir`)?"""
+    marker = f"TMPDIR={run_dir}".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_bytes().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            if marker in Path(entry.path, "environ").read_bytes().split(b"\0"):
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False
+
+
 @dataclass(frozen=True)
 class Workdir:
     root: Path  # the workspace (holds config/ and work/)
@@ -101,9 +189,21 @@ class Workdir:
     def runs(self) -> Path:
         return self.work / "runs"
 
+    @property
+    def control(self) -> Path:
+        return self.work / "control"
+
     def ensure(self) -> None:
-        for folder in (self.inbox, self.running, self.outbox, self.archive, self.runs):
+        for folder in (self.inbox, self.running, self.outbox, self.archive, self.runs,
+                       self.control):  # fmt: skip
             folder.mkdir(parents=True, exist_ok=True)
+
+    def control_requests(self) -> list[Path]:
+        """Pending `cancel` requests (control/<id>.cancel)."""
+        try:
+            return sorted(self.control.glob("*.cancel"))
+        except FileNotFoundError:
+            return []
 
     def pending(self) -> list[Path]:
         """Task files in the inbox, oldest first."""
@@ -129,6 +229,46 @@ class Workdir:
         except FileNotFoundError:
             return None
         return target
+
+    def runs_of(self, path: Path) -> int:
+        """Count one more run of a claimed task, durably, and return the count. A task
+        that keeps killing the daemon is found this way (see `quarantine_after`)."""
+        counter = path.with_name(f".{path.name}.runs")
+        try:
+            count = int(counter.read_text()) + 1
+        except (FileNotFoundError, ValueError):
+            count = 1
+        atomic_write(counter, str(count).encode())
+        return count
+
+    def forget_runs(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(f".{path.name}.runs").unlink()
+
+    def clean_up(self) -> None:
+        """At start: half-written temp files and run counters without their task."""
+        for folder in (self.outbox, self.running, self.inbox):
+            for leftover in folder.glob(".*.tmp"):
+                if leftover.stat().st_mtime < time.time() - 60 or folder != self.inbox:
+                    leftover.unlink(missing_ok=True)
+        for counter in self.running.glob(".*.runs"):
+            task = self.running / counter.name[1:].removesuffix(".runs")
+            if not task.exists() and not (self.inbox / task.name).exists():
+                counter.unlink(missing_ok=True)
+
+    def kill_orphans(self) -> int:
+        """Kill the tool process groups a dead daemon left running; return how many."""
+        killed = 0
+        for run_dir in self.runs.iterdir() if self.runs.is_dir() else []:
+            pgid_file = run_dir / ".pgid"
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                pgid = int(pgid_file.read_text())
+                if _group_belongs_to(pgid, run_dir):
+                    os.killpg(pgid, signal.SIGKILL)
+                    log.warning("killed process group %d left by a previous daemon", pgid)
+                    killed += 1
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return killed
 
     def unclaim(self, path: Path) -> None:
         """Put a claimed file back into the inbox (a crash-recovered or postponed task)."""

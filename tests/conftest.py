@@ -109,6 +109,8 @@ def cli_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    if "ORCHESTRATOR_FORCE_POLLING" in os.environ:  # the suite's second, polling run
+        env["ORCHESTRATOR_FORCE_POLLING"] = os.environ["ORCHESTRATOR_FORCE_POLLING"]
     env.update(extra or {})
     return env
 

@@ -139,6 +139,7 @@ def test_timeout_kills_a_grandchild_that_ignores_sigterm(workspace: Path) -> Non
     wait_for(lambda: process_gone(pid), timeout=5, what="the grandchild to be gone")
 
 
+@pytest.mark.watcher
 def test_rejected_inputs_each_get_a_result_and_the_daemon_lives_on(
     workspace: Path, daemon: Daemon
 ) -> None:
@@ -179,6 +180,7 @@ def test_rejected_inputs_each_get_a_result_and_the_daemon_lives_on(
     assert daemon.process.poll() is None
 
 
+@pytest.mark.watcher
 @pytest.mark.parametrize("mode", ["events", "polling"])
 def test_live_daemon_sees_files_before_and_after_start(workspace: Path, mode: str) -> None:
     drop_task(workspace, "before.yaml", {"agent": "worker", "prompt": "early"})

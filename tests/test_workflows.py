@@ -247,6 +247,7 @@ def test_cycle_is_rejected_with_the_cycle_named(workspace: Path) -> None:
     )
 
 
+@pytest.mark.watcher
 def test_unknown_dependency_waits_and_starts_when_it_appears(workspace: Path) -> None:
     d = Daemon(workspace)
     try:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
 
 
@@ -34,9 +34,7 @@ INVOCATION_COLUMNS = (
 TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
-def _m001_initial(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
+M001_INITIAL = """
         CREATE TABLE invocations (
             id INTEGER PRIMARY KEY,
             task_id TEXT NOT NULL,
@@ -112,14 +110,10 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             saved_usd REAL NOT NULL,
             PRIMARY KEY (bucket, agent, tool, model)
         ) WITHOUT ROWID;
-        """
-    )
+"""
 
-
-def _m002_outputs(db: sqlite3.Connection) -> None:
-    """Files written by `exec --output`, so a later `exec --context` joins their chain."""
-    db.executescript(
-        """
+# Files written by `exec --output`, so a later `exec --context` joins their chain.
+M002_OUTPUTS = """
         CREATE TABLE outputs (
             sha256 TEXT NOT NULL,
             path TEXT NOT NULL,
@@ -128,13 +122,12 @@ def _m002_outputs(db: sqlite3.Connection) -> None:
             created_at TEXT NOT NULL
         );
         CREATE INDEX outputs_sha256 ON outputs (sha256);
-        """
-    )
+"""
 
-
-MIGRATIONS: Sequence[tuple[str, Callable[[sqlite3.Connection], None]]] = (
-    ("m001_initial", _m001_initial),
-    ("m002_outputs", _m002_outputs),
+# Numbered and append-only: a released migration is never edited, only followed.
+MIGRATIONS: Sequence[tuple[str, str]] = (
+    ("m001_initial", M001_INITIAL),
+    ("m002_outputs", M002_OUTPUTS),
 )
 
 
@@ -149,16 +142,23 @@ def migrate(db: sqlite3.Connection) -> list[str]:
     db.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
     applied = []
-    for name, step in MIGRATIONS:
-        if name in done:
-            continue
-        with db:
-            step(db)
+    for name, script in MIGRATIONS:
+        db.execute("BEGIN IMMEDIATE")  # whole or not at all, and one process at a time
+        try:
+            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                db.execute("COMMIT")
+                continue
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             db.execute(
                 "INSERT INTO _migrations VALUES (?, ?)", (name, datetime.now(UTC).isoformat())
             )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         applied.append(name)
     return applied
 

@@ -7,9 +7,12 @@ beyond it they are counted as dropped. Tasks never fail because of telemetry.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,6 +25,7 @@ from orchestrator.telemetry.store import (
     connect,
     parse_time,
 )
+from orchestrator.workdir import atomic_write
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -34,6 +38,10 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 1000
 MAX_BUFFERED = 200_000
+RETRY_S = 1.0  # how soon rows the database refused are tried again
+SETTLE_TIMEOUT_S = 2.0
+SHUTDOWN_FLUSH_S = 3.0  # at the end, how long a failing database gets to take the rest
+HEALTH_FILE = "telemetry.health.json"
 
 
 @dataclass
@@ -59,11 +67,17 @@ class TelemetryWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.health_file = path.with_name(HEALTH_FILE)
         self.health = Health()
         send, receive = anyio.create_memory_object_stream[tuple[str, Any]](MAX_BUFFERED)
         self._send: MemoryObjectSendStream[tuple[str, Any]] = send
         self._receive: MemoryObjectReceiveStream[tuple[str, Any]] = receive
         self._pending = _Batch()
+        self._pending_items = 0
+        self._sent = 0  # items accepted by `_put`
+        self._settled = 0  # items committed (or dropped)
+        self._progress = anyio.Event()
+        self._reported: tuple[Any, ...] = (None, 0, 0)
 
     # producers --------------------------------------------------------------------------
 
@@ -72,6 +86,16 @@ class TelemetryWriter:
             self._send.send_nowait(item)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.health.dropped += 1
+        else:
+            self._sent += 1
+
+    async def settled(self) -> None:
+        """Wait until what was recorded so far is committed. Returns at once while the
+        database cannot be written: results must never wait for telemetry."""
+        target = self._sent
+        with anyio.move_on_after(SETTLE_TIMEOUT_S):
+            while self._settled < target and self.health.last_error is None:
+                await self._progress.wait()
 
     def invocation(self, row: dict[str, Any]) -> None:
         self._put(("invocation", row))
@@ -92,18 +116,22 @@ class TelemetryWriter:
         try:
             async with self._receive:
                 while True:
-                    try:
-                        item = await self._receive.receive()
-                    except anyio.EndOfStream:
-                        break
-                    self._add(item)
+                    item = None
+                    retry_in = RETRY_S if len(self._pending) else math.inf
+                    with anyio.move_on_after(retry_in):  # retry buffered rows even when idle
+                        try:
+                            item = await self._receive.receive()
+                        except anyio.EndOfStream:
+                            break
+                    if item is not None:
+                        self._add(item)
                     while len(self._pending) < BATCH_MAX:
                         try:
                             self._add(self._receive.receive_nowait())
                         except (anyio.WouldBlock, anyio.EndOfStream):
                             break
                     db = await self._flush(db, aiosqlite)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_FLUSH_S):
                 while len(self._pending) and db is not None:
                     db = await self._flush(db, aiosqlite)
                     if len(self._pending):
@@ -112,6 +140,7 @@ class TelemetryWriter:
             if len(self._pending):
                 self.health.dropped += len(self._pending)
                 log.warning("telemetry: %d rows could not be written", len(self._pending))
+            self._report()
             if db is not None:
                 with anyio.CancelScope(shield=True):
                     await db.close()
@@ -138,6 +167,7 @@ class TelemetryWriter:
     def _add(self, item: tuple[str, Any]) -> None:
         kind, payload = item
         batch = self._pending
+        self._pending_items += 1
         if kind == "invocation":
             batch.invocations.append(payload)
         else:
@@ -151,12 +181,27 @@ class TelemetryWriter:
             self.health.dropped += overflow
         self.health.buffered = len(batch)
 
+    def _report(self) -> None:
+        """Keep work/telemetry.health.json in step, for `status`."""
+        state = (self.health.last_error, self.health.dropped, self.health.buffered)
+        if state == self._reported:
+            return
+        self._reported = state
+        with contextlib.suppress(OSError):  # the disk may be what is failing
+            if state == (None, 0, 0):
+                self.health_file.unlink(missing_ok=True)
+            else:
+                data = {"error": state[0], "dropped": state[1], "buffered": state[2],
+                        "at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+                atomic_write(self.health_file, json.dumps(data).encode(), durable=False)
+
     async def _flush(
         self, db: aiosqlite.Connection | None, aiosqlite_module: Any
     ) -> aiosqlite.Connection | None:
         if db is None:
             db = await self._open(aiosqlite_module)
             if db is None:
+                self._report()
                 return None
         batch = self._pending
         try:
@@ -167,12 +212,17 @@ class TelemetryWriter:
             self._failed(exc)
             with contextlib.suppress(sqlite3.Error):
                 await db.execute("ROLLBACK")
-            await anyio.sleep(0.1)
+            self._report()
             return db
         self.health.written += len(batch.invocations)
         self.health.last_error = None
         self._pending = _Batch()
         self.health.buffered = 0
+        self._settled += self._pending_items
+        self._pending_items = 0
+        self._progress.set()
+        self._progress = anyio.Event()
+        self._report()
         return db
 
 

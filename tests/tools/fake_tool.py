@@ -12,6 +12,7 @@ obeys lines of the form `DIRECTIVE` or `DIRECTIVE=value`:
     HOLD_STDOUT=<pidfile> leave a grandchild holding stdout open, then exit at once
     STARTED=<file>       append "<task> <time.time()>" to this file when it starts
     KILL_SELF            die by SIGKILL
+    KILL_PARENT          SIGKILL its parent (the daemon): a task that crashes the daemon
     GARBAGE              print something that is not JSON
     HANDOFF=<agent>|<title>|<notes>   answer with a handoff block to <agent>
 
@@ -71,6 +72,8 @@ def side_effects(d: dict[str, str], task: str) -> None:
             f.write(str(child.pid))
     if "KILL_SELF" in d:
         os.kill(os.getpid(), signal.SIGKILL)
+    if "KILL_PARENT" in d:
+        os.kill(os.getppid(), signal.SIGKILL)
     if "SLEEP" in d:
         time.sleep(float(d["SLEEP"]))
 

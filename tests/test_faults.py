@@ -1,0 +1,454 @@
+"""The guarantees of docs/guarantees.md under faults and hostile input."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import (
+    FAKE_TOOL,
+    Daemon,
+    base_config,
+    cli_env,
+    drop_task,
+    orchestrator,
+    process_gone,
+    result,
+    results,
+    wait_for,
+    write_config,
+)
+
+LONG = os.environ.get("ORCHESTRATOR_LONG_TESTS") == "1"
+long_only = pytest.mark.skipif(not LONG, reason="set ORCHESTRATOR_LONG_TESTS=1 (minutes)")
+
+
+def start_daemon(root: Path, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "--root", str(root), "run", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(root.parent),
+        cwd=root,
+        **popen,
+    )
+
+
+def tools_of(root: Path) -> list[int]:
+    """Pids of processes whose TMPDIR is a run folder of this workspace."""
+    marker = f"TMPDIR={root / 'work' / 'runs'}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                env = Path(entry.path, "environ").read_bytes()
+            except OSError:
+                continue
+            if any(v.startswith(marker) for v in env.split(b"\0")) and not process_gone(
+                int(entry.name)
+            ):
+                found.append(int(entry.name))
+    return found
+
+
+def all_gone(pids: list[int]) -> bool:
+    return all(process_gone(p) for p in pids)
+
+
+def check_exactly_once(root: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
+    found = results(root)
+    assert sorted(found) == sorted(ids)
+    assert not list((root / "work" / "outbox").glob(".*.tmp"))
+    assert not [p for p in (root / "work" / "inbox").iterdir() if not p.name.startswith(".")]
+    assert not [p for p in (root / "work" / "running").iterdir() if not p.name.startswith(".")]
+    return found
+
+
+# --- 1, 2: kill -9 at random moments ---------------------------------------------------
+
+
+def chaos(workspace: Path, tasks: int, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    files = base_config()
+    files["policies.yaml"]["retries"]["quarantine_after"] = 1000  # kills are not poison here
+    write_config(workspace, files)
+    ids = [f"c{i:04}" for i in range(tasks)]
+    for i, task_id in enumerate(ids):
+        prompt = f"n{i}" if i % 3 else f"n{i}\nSLEEP=0.{rng.randint(1, 4)}"
+        drop_task(workspace, f"{task_id}.yaml", {"agent": "worker", "prompt": prompt})
+    orphans_seen = 0
+    left: list[int] = []
+    for _ in range(kills):
+        daemon = start_daemon(workspace, "--concurrency", "8")
+        if left:  # the tools the last daemon left behind: this one must kill them
+            wait_for(partial(all_gone, list(left)), timeout=20,
+                     what="the dead daemon's tools to be killed")  # fmt: skip
+        time.sleep(rng.uniform(0.3, 1.2))
+        daemon.kill()  # SIGKILL: no clean-up at all
+        daemon.wait()
+        left = tools_of(workspace)
+        orphans_seen += bool(left)
+    final = orchestrator(workspace, "run", "--once", timeout=600)
+    assert final.returncode == 0, final.stderr
+    found = check_exactly_once(workspace, ids)
+    assert {r["status"] for r in found.values()} == {"succeeded"}
+    for task_id, res in found.items():  # every result is whole and its own
+        assert res["id"] == task_id
+    with sqlite3.connect(workspace / "work" / "telemetry.db") as db:
+        ok = {
+            r[0] for r in db.execute("SELECT task_id FROM invocations WHERE outcome = 'succeeded'")
+        }
+    assert ok == set(ids)  # telemetry agrees with the results
+    assert not tools_of(workspace)
+    assert orphans_seen, "no kill hit a running tool: the test proved nothing about orphans"
+
+
+def test_kill_9_at_random_moments(workspace: Path) -> None:
+    chaos(workspace, tasks=240, kills=6, seed=7)
+
+
+@long_only
+@pytest.mark.long
+def test_kill_9_at_random_moments_long(workspace: Path) -> None:
+    chaos(workspace, tasks=800, kills=25, seed=11)
+
+
+# --- 3: start-up window and slow writers -----------------------------------------------
+
+
+@pytest.mark.watcher
+def test_files_written_while_the_daemon_starts(workspace: Path) -> None:
+    for i in range(20):
+        drop_task(workspace, f"pre{i}.yaml", {"agent": "worker", "prompt": "before"})
+    daemon = start_daemon(workspace)
+    try:
+        for i in range(60):  # spread over the start-up window
+            drop_task(workspace, f"during{i}.yaml", {"agent": "worker", "prompt": "during"})
+            time.sleep(0.01)
+        wait_for(lambda: len(results(workspace)) == 80, timeout=60, what="80 results")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+    found = check_exactly_once(workspace, [*(f"pre{i}" for i in range(20)),
+                                           *(f"during{i}" for i in range(60))])  # fmt: skip
+    assert {r["status"] for r in found.values()} == {"succeeded"}
+
+
+@pytest.mark.watcher
+def test_slow_writers_in_place(workspace: Path, daemon: Daemon) -> None:
+    inbox = workspace / "work" / "inbox"
+    with (inbox / "open.yaml").open("w") as f:  # keeps the file open while pausing
+        f.write("agent: worker\n")
+        f.flush()
+        time.sleep(1.0)
+        f.write("prompt: complete answer\n")
+    with (inbox / "twice.yaml").open("w") as f:  # half a YAML document, a pause, the rest
+        f.write("agent: worker\nprompt: 'first half")
+        f.flush()
+        time.sleep(0.5)
+        f.write(" and the rest'\n")
+    wait_for(lambda: len(results(workspace)) == 2, timeout=30, what="both results")
+    assert result(workspace, "open")["output"] == "complete answer\n"
+    assert result(workspace, "twice")["output"] == "first half and the rest\n"
+
+
+# --- 4: bursts ------------------------------------------------------------------------
+
+
+def cat_tool(files: dict[str, Any]) -> None:
+    files["tools.yaml"]["tools"]["cat"] = {
+        "adapter": "generic",
+        "binary": "cat",
+        "output": {"format": "text"},
+        "max_concurrency": 16,
+    }
+    files["agents.yaml"]["agents"]["echo"] = {"preferred_tool": "cat"}
+
+
+def burst(workspace: Path, count: int, *args: str) -> None:
+    files = base_config()
+    cat_tool(files)
+    write_config(workspace, files)
+    inbox = workspace / "work" / "inbox"
+    for i in range(count):
+        (inbox / f".b{i:05}.tmp").write_text(f"agent: echo\nprompt: n{i}\n")
+        os.rename(inbox / f".b{i:05}.tmp", inbox / f"b{i:05}.yaml")
+    d = Daemon(workspace, "--concurrency", "16", *args)
+    try:
+        wait_for(lambda: len(list((workspace / "work" / "outbox").glob("*.result.yaml")))
+                 >= count, timeout=900, what=f"{count} results")  # fmt: skip
+    finally:
+        d.stop()
+    found = check_exactly_once(workspace, [f"b{i:05}" for i in range(count)])
+    assert all(found[f"b{i:05}"]["output"] == f"n{i}" for i in range(count))
+
+
+@pytest.mark.watcher
+@pytest.mark.parametrize("mode", ["events", "polling"])
+def test_burst_of_task_files(workspace: Path, mode: str) -> None:
+    burst(workspace, 1500, *(["--poll"] if mode == "polling" else []))
+
+
+@long_only
+@pytest.mark.long
+@pytest.mark.parametrize("mode", ["events", "polling"])
+def test_burst_of_20000_task_files(workspace: Path, mode: str) -> None:
+    burst(workspace, 20_000, *(["--poll"] if mode == "polling" else []))
+
+
+# --- 5: storms ------------------------------------------------------------------------
+
+
+@pytest.mark.watcher
+def test_create_delete_and_rename_storms_and_a_recreated_inbox(
+    workspace: Path, daemon: Daemon
+) -> None:
+    inbox = workspace / "work" / "inbox"
+    for i in range(200):  # created and deleted at once: may or may not be seen
+        path = inbox / f"gone{i}.yaml"
+        path.write_text("agent: worker\nprompt: x\n")
+        path.unlink(missing_ok=True)
+    outside = workspace.parent / "storm"
+    outside.mkdir()
+    (outside / "spin.yaml").write_text("agent: worker\nprompt: spun\n")
+    for _ in range(50):  # in and out of the inbox
+        if (outside / "spin.yaml").exists():
+            os.rename(outside / "spin.yaml", inbox / "spin.yaml")
+        else:
+            try:
+                os.rename(inbox / "spin.yaml", outside / "spin.yaml")
+            except FileNotFoundError:
+                break  # the daemon claimed it: it is now the daemon's
+    if (outside / "spin.yaml").exists():
+        os.rename(outside / "spin.yaml", inbox / "spin.yaml")
+    wait_for(lambda: "spin" in results(workspace), what="the spun file")
+    for _ in range(3):
+        for p in inbox.iterdir():
+            p.unlink(missing_ok=True)
+        inbox.rmdir()
+        time.sleep(0.3)
+        inbox.mkdir(exist_ok=True)  # unless the daemon made it again first
+    drop_task(workspace, "after.yaml", {"agent": "worker", "prompt": "still here"})
+    wait_for(lambda: "after" in results(workspace), timeout=30, what="a task after re-creation")
+    assert daemon.process.poll() is None
+    gone = [k for k in results(workspace) if k.startswith("gone")]
+    assert all(result(workspace, k)["status"] in ("succeeded", "rejected") for k in gone)
+    assert result(workspace, "spin")["output"] == "spun\n"
+
+
+# --- 6: hostile files -----------------------------------------------------------------
+
+ALIAS_BOMB = "\n".join(
+    [f"l0: &l0 [{', '.join(['x'] * 10)}]"]
+    + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    + ["agent: worker", "prompt: boom"]
+)
+
+
+def test_hostile_files(workspace: Path, daemon: Daemon, tmp_path: Path) -> None:
+    inbox = workspace / "work" / "inbox"
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("agent: worker\nprompt: the secret outside\n")
+    drop_task(workspace, "bomb.yaml", ALIAS_BOMB)
+    drop_task(
+        workspace, "tag.yaml", "agent: worker\nprompt: !!python/object/apply:os.system [id]\n"
+    )
+    with (inbox / ".huge.tmp").open("wb") as f:
+        f.truncate(100 * 1024 * 1024)
+    os.rename(inbox / ".huge.tmp", inbox / "huge.yaml")
+    (inbox / "link.yaml").symlink_to(secret)
+    os.mkfifo(inbox / "pipe.yaml")
+    name = inbox.as_posix().encode() + b"/caf\xe9.yaml"
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT)
+    os.write(fd, b"agent: worker\nprompt: latin-1 name\n")
+    os.close(fd)
+    drop_task(workspace, "after.yaml", {"agent": "worker", "prompt": "fine"})
+    wait_for(lambda: len(results(workspace)) == 7, timeout=30, what="7 results")
+    kinds = {k: (v["status"], (v.get("error") or {}).get("kind")) for k, v in
+             results(workspace).items()}  # fmt: skip
+    assert kinds.pop("bomb") == ("rejected", "yaml_aliases")
+    assert kinds.pop("tag") == ("rejected", "yaml_syntax")
+    assert kinds.pop("huge") == ("rejected", "too_large")
+    assert kinds.pop("link") == ("rejected", "symlink")
+    assert kinds.pop("pipe") == ("rejected", "not_a_regular_file")
+    assert kinds.pop("after") == ("succeeded", None)
+    [(odd_id, odd)] = kinds.items()  # the non-UTF-8 name: an id made safe, the task run
+    assert odd == ("rejected", "unsafe_id") and odd_id.startswith("caf")
+    assert secret.read_text() == "agent: worker\nprompt: the secret outside\n"
+    assert daemon.process.poll() is None
+
+
+# --- 8: poison ------------------------------------------------------------------------
+
+
+def test_a_task_that_kills_the_daemon_is_quarantined(workspace: Path) -> None:
+    files = base_config()
+    files["policies.yaml"]["retries"]["quarantine_after"] = 2
+    write_config(workspace, files)
+    drop_task(workspace, "poison.yaml", {"agent": "worker", "prompt": "KILL_PARENT"})
+    drop_task(workspace, "fine.yaml", {"agent": "worker", "prompt": "fine", "priority": "high"})
+    codes = []
+    for _ in range(4):  # a supervisor restarting the daemon
+        codes.append(orchestrator(workspace, "run", "--once", "--concurrency", "1").returncode)
+        if "poison" in results(workspace):
+            break
+    assert codes == [-9, -9, 0]
+    poison = result(workspace, "poison")
+    assert poison["status"] == "failed" and poison["error"]["kind"] == "quarantined"
+    assert "started 2 times without finishing" in poison["error"]["message"]
+    assert result(workspace, "fine")["status"] == "succeeded"
+    assert not list((workspace / "work" / "running").glob(".*.runs"))
+
+
+# --- 9: cancel and retry --------------------------------------------------------------
+
+
+def test_cancel_running_and_queued_tasks(workspace: Path) -> None:
+    log = workspace.parent / "started.log"
+    pidfile = workspace.parent / "gc.pid"
+    d = Daemon(workspace, "--concurrency", "1")
+    try:
+        drop_task(
+            workspace,
+            "long.yaml",
+            {
+                "agent": "worker",
+                "prompt": f"STARTED={log}\nGRANDCHILD={pidfile}\nIGNORE_TERM\nSLEEP=60",
+            },
+        )
+        wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the long task")
+        drop_task(workspace, "queued.yaml", {"agent": "worker", "prompt": f"STARTED={log}"})
+        time.sleep(0.2)
+        done = orchestrator(workspace, "cancel", "queued")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "cancelled queued"
+        started = time.monotonic()
+        done = orchestrator(workspace, "cancel", "long")
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started < 10
+        unknown = orchestrator(workspace, "cancel", "nope")
+        assert unknown.returncode == 1 and "no queued or running task" in unknown.stderr
+    finally:
+        d.stop()
+    assert result(workspace, "long")["status"] == "cancelled"
+    assert result(workspace, "queued")["status"] == "cancelled"
+    assert "retry long" in result(workspace, "long")["error"]["hint"]
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["long"]
+    wait_for(lambda: process_gone(int(pidfile.read_text())), timeout=5, what="grandchild gone")
+    again = orchestrator(workspace, "cancel", "long")
+    assert again.returncode == 1 and "finished already (cancelled)" in again.stderr
+
+
+def test_cancel_without_a_daemon(workspace: Path) -> None:
+    drop_task(workspace, "idle.yaml", {"agent": "worker", "prompt": "x"})
+    done = orchestrator(workspace, "cancel", "idle")
+    assert done.returncode == 0 and "cancelled idle (queued)" in done.stdout
+    assert result(workspace, "idle")["status"] == "cancelled"
+    assert not (workspace / "work" / "inbox" / "idle.yaml").exists()
+
+
+def test_retry_keeps_the_history(workspace: Path) -> None:
+    log = workspace.parent / "started.log"
+    drop_task(workspace, "again.yaml", {"agent": "worker", "prompt": f"STARTED={log}\nEXIT=1"})
+    assert orchestrator(workspace, "run", "--once").returncode == 0
+    assert result(workspace, "again")["status"] == "failed"
+    done = orchestrator(workspace, "retry", "again")
+    assert done.returncode == 0, done.stderr
+    assert "re-queued again (run 2)" in done.stdout
+    assert orchestrator(workspace, "run", "--once").returncode == 0
+    second = result(workspace, "again")
+    assert second["previous_results"] == ["history/again.1.result.yaml"]
+    first = yaml.safe_load((workspace / "work" / "outbox" / "history" /
+                            "again.1.result.yaml").read_text())  # fmt: skip
+    assert first["status"] == "failed"
+    with sqlite3.connect(workspace / "work" / "telemetry.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0] == 6
+    assert len(log.read_text().splitlines()) == 6  # 3 attempts a run, two runs
+    missing = orchestrator(workspace, "retry", "never-ran")
+    assert missing.returncode == 1 and "only finished tasks can be retried" in missing.stderr
+
+
+# --- 11: telemetry that cannot be written ---------------------------------------------
+
+
+def test_telemetry_database_unusable(workspace: Path) -> None:
+    (workspace / "work" / "telemetry.db").mkdir()  # not a database at all
+    for i in range(5):
+        drop_task(workspace, f"t{i}.yaml", {"agent": "worker", "prompt": "x"})
+    done = orchestrator(workspace, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    assert {r["status"] for r in results(workspace).values()} == {"succeeded"}
+    status = json.loads(orchestrator(workspace, "status", "--json").stdout)
+    assert status["telemetry"]["ok"] is False
+    assert "not a database file" in status["telemetry"]["error"]
+    assert "telemetry:" in orchestrator(workspace, "status").stdout
+
+
+def test_telemetry_database_locked_for_a_while(workspace: Path) -> None:
+    drop_task(workspace, "warm.yaml", {"agent": "worker", "prompt": "x"})
+    assert orchestrator(workspace, "run", "--once").returncode == 0
+    for i in range(10):
+        drop_task(workspace, f"l{i}.yaml", {"agent": "worker", "prompt": "x"})
+    holder = sqlite3.connect(
+        workspace / "work" / "telemetry.db", isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(4.0, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        done = orchestrator(workspace, "run", "--once")
+    finally:
+        release.join()
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert len(results(workspace)) == 11
+    with sqlite3.connect(workspace / "work" / "telemetry.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0] == 11
+
+
+def test_disk_full_for_the_telemetry_database(workspace: Path) -> None:
+    for i in range(120):
+        drop_task(workspace, f"f{i:03}.yaml", {"agent": "worker", "prompt": "y" * 400})
+
+    def small_files() -> None:  # every file this process writes stops at 96 KiB (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, 96 * 1024))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    process = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--root", str(workspace), "run", "--once"],
+        capture_output=True,
+        text=True,
+        env=cli_env(workspace.parent),
+        cwd=workspace,
+        preexec_fn=small_files,
+        timeout=300,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert {r["status"] for r in results(workspace).values()} == {"succeeded"}
+    assert len(results(workspace)) == 120
+    health = json.loads(orchestrator(workspace, "status", "--json").stdout)["telemetry"]
+    assert health["ok"] is False and health["dropped"] > 0
+    assert health["error"]  # sqlite says "disk I/O error" or "database or disk is full"
+
+
+# --- 6 (fuzz) is in test_task_fuzz.py; 7 in test_tool_faults.py; 10 in test_pipeline.py;
+# --- 12 in test_telemetry.py and test_pipeline.py (see docs/guarantees.md).
+
+
+def test_fake_tool_is_where_the_tests_think() -> None:
+    assert Path(FAKE_TOOL).is_file()
