@@ -14,7 +14,6 @@ signal cancels at once.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import logging
 import math
@@ -22,7 +21,7 @@ import os
 import signal
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,8 @@ import yaml
 from orchestrator import control, pricing, workflow
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import Engine, execute, iso, now_utc
+from orchestrator.jobs import Job, JobQueue
+from orchestrator.taskbook import TaskBook
 from orchestrator.tasks import (
     Result,
     Task,
@@ -45,8 +46,7 @@ from orchestrator.tasks import (
 from orchestrator.telemetry.store import connect, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import StillWriting, Workdir, atomic_write, read_status, read_task_file
-from orchestrator.workflow import dependency_state, find_cycle
+from orchestrator.workdir import StillWriting, Workdir, atomic_write, read_task_file
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -63,48 +63,6 @@ DEFER_POLL_S = 0.05
 SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
 HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
 DEFAULT_GRACE_S = 30.0
-
-
-@dataclass(order=True)
-class Job:
-    key: tuple[int, float, int]
-    path: Path = field(compare=False)  # the claimed file, in running/
-    task: Task | None = field(compare=False, default=None)
-    prompt: str = field(compare=False, default="")
-    verdict: Result | None = field(compare=False, default=None)  # decided without running
-
-
-class JobQueue:
-    """Highest priority first, then oldest."""
-
-    def __init__(self) -> None:
-        self._heap: list[Job] = []
-        self._ready = anyio.Event()
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def put(self, job: Job) -> None:
-        heapq.heappush(self._heap, job)
-        self._ready.set()
-
-    async def get(self) -> Job:
-        while not self._heap:
-            self._ready = anyio.Event()
-            await self._ready.wait()
-        return heapq.heappop(self._heap)
-
-    def remove(self, task_id: str) -> Job | None:
-        for i, job in enumerate(self._heap):
-            if job.task is not None and job.task.id == task_id:
-                self._heap.pop(i)
-                heapq.heapify(self._heap)
-                return job
-        return None
-
-    def drain(self) -> list[Job]:
-        jobs, self._heap = self._heap, []
-        return jobs
 
 
 @dataclass
@@ -129,13 +87,10 @@ class Daemon:
         self.queue = JobQueue()
         self.slots = anyio.Semaphore(options.concurrency)
         self.active = 0
-        self.ids_in_flight: set[str] = set()
+        self.book = TaskBook(config, self.workdir)
         self.idle = anyio.Event()
         self.order = itertools.count()
         self.profiles: dict[str, str | None] = {}
-        self.finished: dict[str, str] = {}  # task id -> final status
-        self.waiting: dict[str, Job] = {}  # parked until their dependencies finish
-        self.waiters: dict[str, set[str]] = {}  # dependency id -> ids waiting for it
         self.deferred: dict[Path, float] = {}  # claimed files still being written
         self.running_scopes: dict[str, anyio.CancelScope] = {}  # for `cancel`
         self.intake: TaskGroup
@@ -161,7 +116,7 @@ class Daemon:
                 await self._run_jobs()
                 signals.cancel()
                 self.telemetry.close()
-            for task_id, job in self.waiting.items():  # back to the inbox for the next run
+            for task_id, job in self.book.waiting.items():  # back to the inbox for the next run
                 log.warning("%s still waits for its dependencies; left in the inbox", task_id)
                 self.workdir.unclaim(job.path)
 
@@ -256,7 +211,7 @@ class Daemon:
             for job in self.queue.drain():  # claimed but never started: back to the inbox
                 self.workdir.unclaim(job.path)
                 if job.task is not None:
-                    self.ids_in_flight.discard(job.task.id)
+                    self.book.in_flight.discard(job.task.id)
 
     def admit_claimed(self, path: Path, *, recovered: bool = False) -> None:
         """Parse a claimed file and queue it (a rejection is queued too: it needs a result)."""
@@ -278,7 +233,7 @@ class Daemon:
             task = parse_task(raw, default_id, name, self.config)
             if recovered and self.workdir.result_path(task.id).exists():
                 log.info("%s already has its result; archiving", name)
-                self._ensure_follow_up(task)
+                self.book.ensure_follow_up(task)
                 self.workdir.archive_file(path, now_utc())
                 return
             self._check_duplicate(task, path)
@@ -297,7 +252,7 @@ class Daemon:
             self.deferred.pop(path, None)
             log.warning("cannot read %s: %s", name, exc)
             return
-        self.ids_in_flight.add(task.id)
+        self.book.in_flight.add(task.id)
         self._schedule(
             Job((task.priority_rank, stat.st_mtime, next(self.order)), path, task, prompt)
         )
@@ -306,7 +261,7 @@ class Daemon:
         """Queue a job whose dependencies succeeded; park it while they are pending."""
         task = job.task
         assert task is not None
-        deps = dependency_state(task, self._state_of, self._known)
+        deps = self.book.dependencies(task)
         if deps.failed is not None:
             dep, state = deps.failed
             self._reject_job(
@@ -330,12 +285,11 @@ class Daemon:
             self.queue.put(job)
             self.telemetry.task_state(task.id, "queued", now, **fields)
             return
-        edges = {i: j.task.dependency_ids for i, j in self.waiting.items() if j.task}
-        cycle = find_cycle(task.id, {**edges, task.id: task.dependency_ids})
+        cycle = self.book.cycle(task)
         if cycle is not None:
             named = " -> ".join(cycle)
             for member in dict.fromkeys(cycle):
-                parked = job if member == task.id else self.waiting.pop(member, None)
+                parked = job if member == task.id else self.book.waiting.pop(member, None)
                 if parked is not None:
                     self._reject_job(
                         parked,
@@ -346,43 +300,15 @@ class Daemon:
                         ),
                     )
             return
-        self.waiting[task.id] = job
-        for dep in task.dependency_ids:
-            self.waiters.setdefault(dep, set()).add(task.id)
+        self.book.park(job)
         log.info("%s waits for %s", task.id, ", ".join(deps.waiting_for))
         self.telemetry.task_state(
             task.id, "waiting", now, waiting_for=", ".join(deps.waiting_for), **fields
         )
 
-    def _wake(self, finished_id: str) -> None:
-        for waiter in sorted(self.waiters.pop(finished_id, ())):
-            job = self.waiting.pop(waiter, None)
-            if job is not None:
-                self._schedule(job)
-
-    def _state_of(self, task_id: str) -> str | None:
-        """succeeded / failed / ... for a finished task; None while pending or unknown."""
-        if task_id in self.ids_in_flight:
-            return None
-        if task_id not in self.finished:
-            status = read_status(self.workdir.result_path(task_id))
-            if status is None:
-                return None
-            self.finished[task_id] = status
-        return self.finished[task_id]
-
-    def _known(self, task_id: str) -> bool:
-        inbox = self.workdir.inbox
-        return (
-            task_id in self.ids_in_flight
-            or task_id in self.finished
-            or self.workdir.result_path(task_id).exists()
-            or any((inbox / f"{task_id}{suffix}").exists() for suffix in (".yaml", ".yml"))
-        )
-
     def _reject_job(self, job: Job, rejected: TaskRejected) -> None:
         assert job.task is not None
-        self.ids_in_flight.discard(job.task.id)
+        self.book.in_flight.discard(job.task.id)
         self._queue_rejection(job.path, job.task.id, rejected)
 
     def _check_duplicate(self, task: Task, path: Path) -> None:
@@ -392,7 +318,7 @@ class Daemon:
                 f"{path.name}: a task with id {task.id!r} already has a result",
                 f"use `orchestrator retry {task.id}` to run it again, or give the task a new id",
             )
-        if task.id in self.ids_in_flight:
+        if task.id in self.book.in_flight:
             raise TaskRejected(
                 "duplicate_id",
                 f"{path.name}: a task with id {task.id!r} is already queued",
@@ -441,7 +367,7 @@ class Daemon:
         try:
             result = await self._result_of(job)
             result.task_file = os.fsencode(job.path.name).decode("utf-8", "backslashreplace")
-            follow_up = self._handoff(job, result)
+            follow_up = self.book.handoff(job, result)
             with anyio.CancelScope(shield=True):
                 await self.telemetry.settled()  # a result never exists without its rows
                 try:
@@ -453,12 +379,11 @@ class Daemon:
             self.workdir.forget_runs(job.path)
             log.info("%s: %s", result.id, result.status)
             if job.task is not None:
-                self.ids_in_flight.discard(job.task.id)
-                self.finished[result.id] = result.status
-                self._wake(result.id)
+                for woken in self.book.finish(result.id, result.status):
+                    self._schedule(woken)
         finally:
             if job.task is not None:
-                self.ids_in_flight.discard(job.task.id)
+                self.book.in_flight.discard(job.task.id)
             self.active -= 1
             if holds_slot:
                 self.slots.release()
@@ -546,7 +471,7 @@ class Daemon:
         if task_id in self.running_scopes:
             self.running_scopes[task_id].cancel()  # its process group is killed
             return "stopping the running task"
-        job = self.queue.remove(task_id) or self.waiting.pop(task_id, None)
+        job = self.queue.remove(task_id) or self.book.waiting.pop(task_id, None)
         where = "queued"
         if job is None:
             found = control.find_task_file(self.workdir.inbox, task_id)
@@ -556,57 +481,10 @@ class Daemon:
             job = Job((0, 0.0, next(self.order)), claimed)
             where = "in the inbox"
         agent = job.task.agent if job.task else None
-        self.ids_in_flight.discard(task_id)
+        self.book.in_flight.discard(task_id)
         verdict = control.cancelled_result(task_id, agent, where)
         self._deliver(Job((-1, 0.0, next(self.order)), job.path, verdict=verdict))
         return f"cancelled while {where}"
-
-    def _handoff(self, job: Job, result: Result) -> tuple[Path, str] | None:
-        """The follow-up task file a succeeded task hands off to, when it asks for one: in
-        its task file's `result:` block, or (for agents with `handoff_to`) in its answer."""
-        task = job.task
-        if task is None or result.status != "succeeded":
-            return None
-        allowed = self.config.agents[task.agent].handoff_to
-        from_tool = workflow.parse_handoff(result.output) if allowed else None
-        handoff = from_tool or workflow.handoff_from_task(task)
-        if handoff is None:
-            return None
-        result.result = dict(handoff)
-        target = str(handoff["next_agent"])
-        if target not in self.config.agents or (from_tool and target not in allowed):
-            names = ", ".join(allowed if from_tool else sorted(self.config.agents))
-            result.warnings.append(f"handoff to {target!r} ignored: not one of {names}")
-            return None
-        if task.handoff_depth >= workflow.MAX_HANDOFF_DEPTH:
-            result.warnings.append(
-                f"handoff to {target!r} ignored: the chain is {task.handoff_depth} handoffs "
-                f"long (at most {workflow.MAX_HANDOFF_DEPTH})"
-            )
-            return None
-        follow_id, doc = workflow.follow_up_task(task, handoff, result.output)
-        result.result["next_task_id"] = follow_id
-        if self._follow_up_exists(follow_id):
-            return None
-        return self.workdir.inbox / f"{follow_id}.yaml", dump_yaml(doc)
-
-    def _follow_up_exists(self, follow_id: str) -> bool:
-        return self._known(follow_id) or any(self.workdir.running.glob(f"{follow_id}*.yaml"))
-
-    def _ensure_follow_up(self, task: Task) -> None:
-        """After a crash between a result and its follow-up: write the follow-up now."""
-        try:
-            done = yaml.safe_load(self.workdir.result_path(task.id).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            return
-        handoff = done.get("result") if isinstance(done, dict) else None
-        if not isinstance(handoff, dict) or "next_task_id" not in handoff:
-            return
-        if self._follow_up_exists(handoff["next_task_id"]):
-            return
-        follow_id, doc = workflow.follow_up_task(task, handoff, done.get("output"))
-        log.warning("writing the missing follow-up %s of %s", follow_id, task.id)
-        atomic_write(self.workdir.inbox / f"{follow_id}.yaml", dump_yaml(doc).encode())
 
     def _finish(self, job: Job, result: Result, follow_up: tuple[Path, str] | None) -> None:
         """The follow-up (if any), then the result (atomically), then the task file leaves
