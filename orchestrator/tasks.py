@@ -413,6 +413,7 @@ class Result:
     def document(self) -> dict[str, Any]:
         """The result as an ordered mapping for YAML, without empty keys."""
         doc = asdict(self)
+        doc["attempts"] = [{k: v for k, v in a.items() if v is not None} for a in doc["attempts"]]
         return {k: v for k, v in doc.items() if v is not None and v != [] and v != {}}
 
 
