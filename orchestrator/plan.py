@@ -6,11 +6,13 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orchestrator import workflow
 from orchestrator.adapters.base import RunContext
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import Engine
+from orchestrator.policy import estimate_tokens
 from orchestrator.tasks import compose_prompt, load_mapping, parse_task
-from orchestrator.workdir import Workdir
+from orchestrator.workdir import StillWriting, Workdir, read_task_file
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,11 +22,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Step:
+    tool: str
+    model: str | None
+    reason: str
+    argv: list[str]
+    estimate_usd: float | None  # None: no price known for the model
+
+
+@dataclass(frozen=True)
 class PlanLine:
     file: str
     task_id: str
     agent: str
-    steps: Sequence[tuple[str, str | None, str, list[str]]]  # tool, model, reason, argv
+    steps: Sequence[Step] = ()
+    prompt_tokens: int = 0
     rejection: str | None = None
 
 
@@ -37,18 +49,24 @@ def plan_inbox(config: Config) -> list[PlanLine]:
 
 def _plan_file(config: Config, engine: Engine, path: Path) -> PlanLine:
     try:
-        task = parse_task(load_mapping(path.read_bytes(), path.name), path.stem, path.name, config)
-        profile_file = config.agents[task.agent].profile
-        profile = (config.root / profile_file).read_text() if profile_file else None
-        prompt = compose_prompt(task, config.root, path.name, profile)
+        data = read_task_file(path)
+        task = parse_task(load_mapping(data, path.name), path.stem, path.name, config)
+        agent = config.agents[task.agent]
+        profile = (config.root / agent.profile).read_text() if agent.profile else None
+        handoffs = workflow.instructions(agent.handoff_to) if agent.handoff_to else None
+        prompt = compose_prompt(task, config.root, path.name, profile, handoffs)
     except TaskRejected as exc:
-        return PlanLine(path.name, path.stem, "-", [], rejection=f"{exc.kind}: {exc}")
-    ctx = RunContext(task.id, config.root, engine.runs_dir / f"{task.id}.N")
+        return PlanLine(path.name, path.stem, "-", rejection=f"{exc.kind}: {exc}")
+    except StillWriting:
+        return PlanLine(path.name, path.stem, "-", rejection="still being written")
+    ctx = RunContext(task.id, config.root, engine.runs_dir / f"{task.id}.N", task.budget_usd)
+    tokens = estimate_tokens(prompt)
     steps = [
-        (a.tool, a.model, a.reason, engine.invocation(a, prompt, ctx).argv)
-        for a in engine.plan(task)
-    ]
-    return PlanLine(path.name, task.id, task.agent, steps)
+        Step(a.tool, a.model, a.reason, engine.invocation(a, prompt, ctx).argv,
+             engine.estimate(a, tokens))
+        for a in engine.plan(task, tokens)
+    ]  # fmt: skip
+    return PlanLine(path.name, task.id, task.agent, steps, tokens)
 
 
 def render_plan(lines: list[PlanLine]) -> str:
@@ -59,7 +77,16 @@ def render_plan(lines: list[PlanLine]) -> str:
         if line.rejection:
             out.append(f"{line.file}: would be rejected: {line.rejection}")
             continue
-        out.append(f"{line.file}: task {line.task_id}, agent {line.agent}")
-        for n, (tool, model, reason, argv) in enumerate(line.steps, 1):
-            out.append(f"  {n}. {tool} / {model or '-'} ({reason}): {shlex.join(argv)}")
+        out.append(
+            f"{line.file}: task {line.task_id}, agent {line.agent}, "
+            f"prompt ~{line.prompt_tokens} tokens"
+        )
+        for n, step in enumerate(line.steps, 1):
+            cost = (
+                f"~${step.estimate_usd:.4f}" if step.estimate_usd is not None else "price unknown"
+            )
+            out.append(
+                f"  {n}. {step.tool} / {step.model or '-'} ({step.reason}, {cost}): "
+                f"{shlex.join(step.argv)}"
+            )
     return "\n".join(out)

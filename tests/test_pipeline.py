@@ -243,9 +243,13 @@ def test_dry_run_prints_the_plan_and_touches_nothing(workspace: Path) -> None:
     drop_task(workspace, "bad.yaml", "agent: nobody\n")
     done = orchestrator(workspace, "run", "--dry-run")
     assert done.returncode == 0, done.stderr
-    assert "p.yaml: task p, agent chain-missing" in done.stdout
-    assert "1. missing / fake-large (preferred): definitely-not-an-installed-tool" in done.stdout
-    assert "2. fake / fake-small (fallback): " in done.stdout
+    assert "p.yaml: task p, agent chain-missing, prompt ~1 tokens" in done.stdout
+    # fake-large: 1 token in at $2/MTok + 2000 estimated out at $10/MTok
+    assert (
+        "1. missing / fake-large (preferred, ~$0.0200): definitely-not-an-installed-tool"
+        in done.stdout
+    )
+    assert "2. fake / fake-small (fallback, ~$0.0020): " in done.stdout
     assert "--model fake-small --task p" in done.stdout
     assert "bad.yaml: would be rejected: unknown_agent" in done.stdout
     assert sorted(p.name for p in (workspace / "work" / "inbox").iterdir()) == [

@@ -383,8 +383,10 @@ def test_timeout_leaves_no_process_behind(tmp_path: Path, api: FakeLLMAPI, tool:
 
 # --------------------------------------------------------------------------- 5. dry run
 
-_HEADER = re.compile(r"^\S+\.yaml: task (?P<task>\S+), agent \S+$")
-_STEP = re.compile(r"^  \d+\. (?P<tool>\S+) / (?P<model>\S+) \((?P<reason>\w+)\): (?P<argv>.*)$")
+_HEADER = re.compile(r"^\S+\.yaml: task (?P<task>\S+), agent \S+, prompt ~\d+ tokens$")
+_STEP = re.compile(
+    r"^  \d+\. (?P<tool>\S+) / (?P<model>\S+) \((?P<reason>\w+), [^)]*\): (?P<argv>.*)$"
+)
 
 
 @pytest.mark.real_cli
