@@ -7,7 +7,10 @@ import hashlib
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from orchestrator.reports import status_data
 from orchestrator.telemetry.store import MIGRATIONS, connect, migrate
 from tests.conftest import (
     base_config,
+    cli_env,
     drop_task,
     orchestrator,
     result,
@@ -344,3 +348,20 @@ def test_readers_never_see_a_locked_database(workspace: Path) -> None:
         reader.join()
     assert not errors
     assert len(rows(workspace)) == 150
+
+
+def test_status_watch_refreshes(workspace: Path) -> None:
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "--root", str(workspace), "status", "--watch",
+         "--interval", "0.1"],
+        stdout=subprocess.PIPE, env=cli_env(workspace.parent), text=True,
+    )  # fmt: skip
+    try:
+        drop_task(workspace, "seen.yaml", {"agent": "worker", "prompt": "x"})
+        time.sleep(1.0)
+    finally:
+        watcher.terminate()
+        out, _ = watcher.communicate(timeout=10)
+    frames = out.split("\x1b[2J\x1b[H")
+    assert len(frames) > 3
+    assert "inbox 1" in frames[-1]
