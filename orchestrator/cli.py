@@ -326,18 +326,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    from orchestrator.errors import ConfigError, OrchestratorError
-
     try:
         code: int = args.handler(args)
-    except ConfigError as exc:
-        print(f"error: invalid configuration ({len(exc.problems)} problems):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    except OrchestratorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from orchestrator.errors import ConfigError, OrchestratorError  # only when needed
+
+        if isinstance(exc, ConfigError):
+            count = len(exc.problems)
+            noun = "problem" if count == 1 else "problems"
+            print(f"error: invalid configuration ({count} {noun}):", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OrchestratorError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
     return code

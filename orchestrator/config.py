@@ -298,16 +298,27 @@ def _parse(model: type[_M], data: Any, display: str, problems: list[ConfigProble
 def load_config(root: Path) -> Config:
     """Load and cross-check `root/config/*.yaml`; raise ConfigError listing every problem."""
     config_dir = root / "config"
+    if not config_dir.is_dir():
+        raise ConfigError(
+            [ConfigProblem(str(config_dir), "", "no config folder here",
+                           "run `orchestrator init`, or point --root at your workspace")]
+        )  # fmt: skip
     problems: list[ConfigProblem] = []
     raw: dict[str, Any] = {}
     for name in CONFIG_FILES:
         data, found = _read_yaml(config_dir / name, f"config/{name}")
         problems += found
         raw[name] = data
-    agents = _parse(AgentsFile, raw["agents.yaml"], "config/agents.yaml", problems)
-    tools = _parse(ToolsFile, raw["tools.yaml"], "config/tools.yaml", problems)
-    models = _parse(ModelsFile, raw["models.yaml"], "config/models.yaml", problems)
-    policies = _parse(PoliciesFile, raw["policies.yaml"], "config/policies.yaml", problems)
+
+    def parse(model: type[_M], name: str) -> _M | None:
+        if raw[name] is None:  # unreadable: already reported
+            return None
+        return _parse(model, raw[name], f"config/{name}", problems)
+
+    agents = parse(AgentsFile, "agents.yaml")
+    tools = parse(ToolsFile, "tools.yaml")
+    models = parse(ModelsFile, "models.yaml")
+    policies = parse(PoliciesFile, "policies.yaml")
     if problems or agents is None or tools is None or models is None or policies is None:
         raise ConfigError(problems)
     config = Config(

@@ -135,8 +135,15 @@ def test_missing_file_suggests_init(tmp_path: Path) -> None:
     (tmp_path / "ws").mkdir()
     done = orchestrator(tmp_path / "ws", "config", "validate")
     assert done.returncode == 1
-    assert "config/agents.yaml: file not found" in done.stderr
+    assert "config: no config folder here (run `orchestrator init`" in done.stderr
+    (tmp_path / "ws" / "config").mkdir()
+    write_config(tmp_path / "ws", {"agents.yaml": base_config()["agents.yaml"]})
+    done = orchestrator(tmp_path / "ws", "config", "validate")
+    assert done.returncode == 1
+    assert "invalid configuration (3 problems)" in done.stderr
+    assert "config/tools.yaml: file not found" in done.stderr
     assert "orchestrator init" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_yaml_syntax_error_in_config_has_line_and_column(tmp_path: Path) -> None:
