@@ -46,7 +46,7 @@ from orchestrator.tasks import (
 from orchestrator.telemetry.store import connect, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import StillWriting, Workdir, atomic_write, read_task_file
+from orchestrator.workdir import Journal, StillWriting, Workdir, atomic_write, read_task_file
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -81,8 +81,13 @@ class Daemon:
         self.options = options
         self.workdir = Workdir(config.root)
         self.telemetry = TelemetryWriter(self.workdir.work / "telemetry.db")
+        self.journal = Journal(self.workdir.work / ".journal")
         self.engine = Engine(
-            config, self.workdir.runs, telemetry=self.telemetry, load_spent=self._spent_in
+            config,
+            self.workdir.runs,
+            telemetry=self.telemetry,
+            load_spent=self._spent_in,
+            on_group=self.journal.group,
         )
         self.queue = JobQueue()
         self.slots = anyio.Semaphore(options.concurrency)
@@ -104,7 +109,9 @@ class Daemon:
         with self.workdir.lock():
             await anyio.to_thread.run_sync(self._migrate)
             self.workdir.clean_up()
-            self.workdir.kill_orphans()
+            self.journal.load()
+            self.workdir.kill_orphans(self.journal)
+            self.journal.open({p.name for p in self.workdir.in_running()})
             for path in self.workdir.in_running():
                 log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)
                 self.admit_claimed(path, recovered=True)
@@ -116,6 +123,8 @@ class Daemon:
                 await self._run_jobs()
                 signals.cancel()
                 self.telemetry.close()
+            self.journal.close()
+            self.engine.remove_run_dirs()
             for task_id, job in self.book.waiting.items():  # back to the inbox for the next run
                 log.warning("%s still waits for its dependencies; left in the inbox", task_id)
                 self.workdir.unclaim(job.path)
@@ -376,8 +385,13 @@ class Daemon:
                     log.exception("cannot write the result of %s; retried at the next start",
                                   result.id)  # fmt: skip
                     return
-            self.workdir.forget_runs(job.path)
-            log.info("%s: %s", result.id, result.status)
+            self.journal.done(job.path.name)
+            log.info(
+                "%s: %s%s",
+                result.id,
+                result.status,
+                f" via {result.tool}/{result.model}" if result.tool else "",
+            )
             if job.task is not None:
                 for woken in self.book.finish(result.id, result.status):
                     self._schedule(woken)
@@ -395,7 +409,7 @@ class Daemon:
             return job.verdict
         task = job.task
         assert task is not None
-        runs = self.workdir.runs_of(job.path)  # counted before running: see quarantine
+        runs = self.journal.start(job.path.name)  # counted before running: see quarantine
         limit = self.config.policies.retries.quarantine_after
         if runs > limit:
             log.error("quarantined %s: its run was interrupted %d times", task.id, runs - 1)
@@ -411,7 +425,7 @@ class Daemon:
                     f"`orchestrator retry {task.id}`",
                 ),
             )
-        log.info("running %s (agent %s)", task.id, task.agent)
+        log.debug("running %s (agent %s)", task.id, task.agent)
 
         def started(attempt: Attempt) -> None:
             self.telemetry.task_state(

@@ -4,7 +4,9 @@ one succeeds or the chain is spent. Shared by the daemon and `exec`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from orchestrator.telemetry.writer import TelemetryWriter
 
 log = logging.getLogger(__name__)
+_RUN_DIRS = itertools.count(1)
 
 # The environment every tool gets; anything else must be declared in its `env:` list.
 BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ")
@@ -82,12 +85,39 @@ class Engine:
     runs_dir: Path
     telemetry: TelemetryWriter | None = None
     load_spent: Callable[[Any], float] = field(default=lambda window: 0.0)
+    on_group: Callable[[int, Path], None] | None = None  # a tool's process group started
     limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
+    free_run_dirs: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pricer = Pricer(self.config)
         self.ledger = BudgetLedger(self.config.policies.budgets, self.load_spent)
         self.rates = RateLimiter(self.config)
+
+    def take_run_dir(self) -> Path:
+        """An empty private folder for one run (its TMPDIR); folders are reused, since
+        creating and removing one per task costs more than the rest of the bookkeeping."""
+        if self.free_run_dirs:
+            return self.free_run_dirs.pop()
+        run_dir = self.runs_dir / f"{os.getpid()}-{next(_RUN_DIRS)}"
+        run_dir.mkdir(parents=True)
+        return run_dir
+
+    def give_back(self, run_dir: Path) -> None:
+        with os.scandir(run_dir) as entries:
+            leftovers = [e.path for e in entries]
+        for path in leftovers:  # what the tool (or its adapter's files) left behind
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        self.free_run_dirs.append(run_dir)
+
+    def remove_run_dirs(self) -> None:
+        """At the end: the free run folders go (a busy one is its run's to clean)."""
+        while self.free_run_dirs:
+            shutil.rmtree(self.free_run_dirs.pop(), ignore_errors=True)
 
     def limiter(self, tool: str) -> anyio.CapacityLimiter:
         if tool not in self.limiters:
@@ -395,11 +425,10 @@ async def _attempt(
     adapter = get_adapter(tool.adapter)
     started = now_utc()
     clock = time.monotonic()
-    run_dir = engine.runs_dir / f"{task.id}.{number + 1}.{os.getpid()}"
+    run_dir = engine.take_run_dir()
     parsed = ParsedOutput()
     exit_code: int | None = None
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
         ctx = RunContext(
             task_id=task.id, workspace=config.root, run_dir=run_dir, budget_usd=task.budget_usd
         )
@@ -418,6 +447,7 @@ async def _attempt(
                     (config.root, run_dir),
                     task.timeout or tool.timeout,
                     adapter.watch_line,
+                    engine.on_group,
                 )
             if isinstance(proc, ToolFailure):
                 failure = proc
@@ -425,8 +455,7 @@ async def _attempt(
                 exit_code = proc.exit_code
                 parsed, failure = _judge(adapter.parse, tool, attempt, proc)
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(shutil.rmtree, run_dir, True)
+        engine.give_back(run_dir)
     usage = None
     cost = Cost(None, None)
     if parsed.usage is not None:
@@ -470,6 +499,7 @@ async def _run(
     dirs: tuple[Path, Path],  # the workspace (cwd) and the run's own folder
     limit_s: float,
     watch_line: Callable[[bytes], ToolFailure | None],
+    on_group: Callable[[int, Path], None] | None,
 ) -> ProcessResult | ToolFailure:
     workspace, run_dir = dirs
     early: list[ToolFailure] = []
@@ -488,7 +518,7 @@ async def _run(
             stdin=invocation.stdin,
             limit_s=limit_s,
             watch=watch,
-            on_start=lambda pgid: _remember_group(run_dir, pgid),
+            on_start=(lambda pgid: on_group(pgid, run_dir)) if on_group else None,
         )
     except PermissionError as exc:
         return ToolFailure(
@@ -511,11 +541,6 @@ async def _run(
             "raise the task's or the tool's timeout, or split the task",
         )
     return proc
-
-
-def _remember_group(run_dir: Path, pgid: int) -> None:
-    """So that the next daemon can kill this process group if this daemon dies."""
-    (run_dir / ".pgid").write_text(str(pgid))
 
 
 def _judge(

@@ -102,6 +102,7 @@ async def exec_task(
         tg.start_soon(telemetry.run)
         engine = Engine(config, workdir.runs, telemetry=telemetry)
         result = await execute(engine, task, full_prompt)
+        engine.remove_run_dirs()
         telemetry.close()
     if output is not None and result.status == "succeeded":
         data = (result.output or "").encode("utf-8")

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_REMEMBERED = 10_000
+
 
 @dataclass
 class TaskBook:
@@ -32,6 +34,14 @@ class TaskBook:
     finished: dict[str, str] = field(default_factory=dict)  # id -> final status
     waiting: dict[str, Job] = field(default_factory=dict)  # parked until deps finish
     waiters: dict[str, set[str]] = field(default_factory=dict)  # dep id -> ids waiting
+
+    def _remember(self, task_id: str, status: str) -> None:
+        """Keep the last MAX_REMEMBERED statuses; older ones are read from their result
+        files again when a dependency asks (so memory does not grow with every task)."""
+        self.finished.pop(task_id, None)
+        self.finished[task_id] = status
+        if len(self.finished) > MAX_REMEMBERED:
+            del self.finished[next(iter(self.finished))]
 
     def dependencies(self, task: Task) -> workflow.DependencyState:
         return workflow.dependency_state(task, self.state_of, self.known)
@@ -50,7 +60,7 @@ class TaskBook:
     def finish(self, task_id: str, status: str) -> list[Job]:
         """Record a final status; return the waiting jobs to look at again."""
         self.in_flight.discard(task_id)
-        self.finished[task_id] = status
+        self._remember(task_id, status)
         woken = [self.waiting.pop(w, None) for w in sorted(self.waiters.pop(task_id, ()))]
         return [job for job in woken if job is not None]
 
@@ -62,7 +72,8 @@ class TaskBook:
             status = read_status(self.workdir.result_path(task_id))
             if status is None:
                 return None
-            self.finished[task_id] = status
+            self._remember(task_id, status)
+            return status
         return self.finished[task_id]
 
     def known(self, task_id: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
@@ -22,7 +23,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import TaskRejected, WorkspaceError
 from orchestrator.tasks import MAX_TASK_BYTES, TASK_SUFFIXES
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 RESULT_SUFFIX = ".result.yaml"
+COMPACT_AFTER = 50_000  # journal entries between two rewrites
 
 
 def is_task_name(name: str) -> bool:
@@ -113,8 +115,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` via a temp dotfile in the same folder, fsync, rename."""
+def atomic_write(
+    path: Path, data: bytes, *, durable: bool = True, durable_name: bool = False
+) -> None:
+    """Write `data` to `path` via a temp dotfile in the same folder, fsync, rename.
+
+    Readers (and a daemon killed at any moment) see the old file or the whole new one.
+    `durable` fsyncs the contents before the rename, so a power loss cannot leave an empty
+    file under the name; `durable_name` also fsyncs the folder, so the rename itself
+    survives a power loss (without it, a task may run again after one)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -126,7 +135,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if durable:
+    if durable_name:
         _fsync_dir(path.parent)
 
 
@@ -159,6 +168,80 @@ def _group_belongs_to(pgid: int, run_dir: Path) -> bool:
         except (OSError, IndexError, ValueError):
             continue
     return False
+
+
+class Journal:
+    """An append-only log, work/.journal: how many runs each claimed file has
+    started (for quarantine) and which process group each tool runs in (for the next
+    daemon to kill, if this one dies). One small write per entry and no file per task:
+    creating and deleting files is what costs on a busy filesystem.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.runs: dict[str, int] = {}  # claimed file name -> runs started
+        self.groups: dict[str, int] = {}  # run folder -> process group id
+        self._fd: int | None = None
+        self._appended = 0
+
+    def load(self) -> None:
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb") as f:
+            for line in f:
+                with contextlib.suppress(ValueError):
+                    self._apply(json.loads(line))
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        if "start" in entry:
+            self.runs[entry["start"]] = self.runs.get(entry["start"], 0) + 1
+        elif "done" in entry:
+            self.runs.pop(entry["done"], None)
+        elif "group" in entry:
+            self.groups[entry["dir"]] = int(entry["group"])
+
+    def open(self, claimed: set[str]) -> None:
+        """Keep the counts of files still claimed (the groups were dealt with), then
+        append from here on."""
+        self.runs = {name: n for name, n in self.runs.items() if name in claimed}
+        self.groups = {}
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        entries: list[dict[str, Any]] = [
+            {"start": name} for name, n in self.runs.items() for _ in range(n)
+        ]
+        entries += [{"group": pgid, "dir": d} for d, pgid in self.groups.items()]
+        self.close()
+        atomic_write(self.path, b"".join(_line(e) for e in entries), durable=False)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._appended = 0
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        self._apply(entry)
+        if self._fd is not None:
+            os.write(self._fd, _line(entry))
+            self._appended += 1
+            if self._appended > COMPACT_AFTER:  # a long-running daemon: keep it small
+                self._rewrite()
+
+    def start(self, name: str) -> int:
+        """Count one more run of a claimed file (before it runs); return the count."""
+        self._append({"start": name})
+        return self.runs[name]
+
+    def done(self, name: str) -> None:
+        self._append({"done": name})
+
+    def group(self, pgid: int, run_dir: Path) -> None:
+        self._append({"group": pgid, "dir": str(run_dir)})
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    return json.dumps(entry).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -230,44 +313,24 @@ class Workdir:
             return None
         return target
 
-    def runs_of(self, path: Path) -> int:
-        """Count one more run of a claimed task, durably, and return the count. A task
-        that keeps killing the daemon is found this way (see `quarantine_after`)."""
-        counter = path.with_name(f".{path.name}.runs")
-        try:
-            count = int(counter.read_text()) + 1
-        except (FileNotFoundError, ValueError):
-            count = 1
-        atomic_write(counter, str(count).encode())
-        return count
-
-    def forget_runs(self, path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.with_name(f".{path.name}.runs").unlink()
-
     def clean_up(self) -> None:
-        """At start: half-written temp files and run counters without their task."""
-        for folder in (self.outbox, self.running, self.inbox):
+        """At start: half-written temp files left by a killed writer."""
+        for folder in (self.outbox, self.running, self.inbox, self.work):
             for leftover in folder.glob(".*.tmp"):
                 if leftover.stat().st_mtime < time.time() - 60 or folder != self.inbox:
                     leftover.unlink(missing_ok=True)
-        for counter in self.running.glob(".*.runs"):
-            task = self.running / counter.name[1:].removesuffix(".runs")
-            if not task.exists() and not (self.inbox / task.name).exists():
-                counter.unlink(missing_ok=True)
 
-    def kill_orphans(self) -> int:
-        """Kill the tool process groups a dead daemon left running; return how many."""
+    def kill_orphans(self, journal: Journal) -> int:
+        """Kill the tool process groups a dead daemon left running; empty work/runs/."""
         killed = 0
-        for run_dir in self.runs.iterdir() if self.runs.is_dir() else []:
-            pgid_file = run_dir / ".pgid"
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                pgid = int(pgid_file.read_text())
-                if _group_belongs_to(pgid, run_dir):
+        for run_dir, pgid in journal.groups.items():
+            if _group_belongs_to(pgid, Path(run_dir)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
                     log.warning("killed process group %d left by a previous daemon", pgid)
                     killed += 1
-            shutil.rmtree(run_dir, ignore_errors=True)
+        for leftover in self.runs.iterdir() if self.runs.is_dir() else []:
+            shutil.rmtree(leftover, ignore_errors=True)
         return killed
 
     def unclaim(self, path: Path) -> None:

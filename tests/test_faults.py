@@ -311,7 +311,8 @@ def test_a_task_that_kills_the_daemon_is_quarantined(workspace: Path) -> None:
     assert poison["status"] == "failed" and poison["error"]["kind"] == "quarantined"
     assert "started 2 times without finishing" in poison["error"]["message"]
     assert result(workspace, "fine")["status"] == "succeeded"
-    assert not list((workspace / "work" / "running").glob(".*.runs"))
+    journal = (workspace / "work" / ".journal").read_text()
+    assert '{"done": "poison.yaml"}' in journal  # the count is settled
 
 
 # --- 9: cancel and retry --------------------------------------------------------------

@@ -239,21 +239,26 @@ async def _write_batch(db: aiosqlite.Connection, batch: _Batch) -> None:
             "INSERT INTO task_events (task_id, state, at, detail) VALUES (?, ?, ?, ?)",
             batch.events,
         )
-    for task_id, fields in batch.states.items():
-        names = [k for k in fields if k in TASK_FIELDS]
-        assignments = ", ".join(f"{k} = excluded.{k}" for k in names)
-        await db.execute(
-            f"INSERT INTO tasks (task_id, {', '.join(names)}) "
-            f"VALUES (?, {', '.join('?' for _ in names)}) "
-            f"ON CONFLICT (task_id) DO UPDATE SET {assignments}",
-            (task_id, *(fields[k] for k in names)),
-        )
+    if batch.states:
+        await db.executemany(
+            TASK_UPSERT,
+            [(task_id, *(fields.get(k) for k in TASK_FIELDS))
+             for task_id, fields in batch.states.items()],
+        )  # fmt: skip
 
 
-TASK_FIELDS = frozenset(
-    {"agent", "state", "priority", "tool", "model", "updated_at", "started_at", "waiting_for",
-     "parent_task", "chain_id", "detail"}
-)  # fmt: skip
+# A state change overwrites these; the other fields keep their value unless given anew.
+TASK_FIELDS = ("state", "updated_at", "waiting_for", "detail", "agent", "priority", "tool",
+               "model", "started_at", "parent_task", "chain_id")  # fmt: skip
+_OVERWRITTEN = 4
+TASK_UPSERT = (
+    f"INSERT INTO tasks (task_id, {', '.join(TASK_FIELDS)}) "
+    f"VALUES (?, {', '.join('?' for _ in TASK_FIELDS)}) ON CONFLICT (task_id) DO UPDATE SET "
+    + ", ".join(
+        f"{k} = excluded.{k}" if i < _OVERWRITTEN else f"{k} = COALESCE(excluded.{k}, {k})"
+        for i, k in enumerate(TASK_FIELDS)
+    )
+)
 
 ROLLUP_UPSERT = """
     INSERT INTO usage_rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
