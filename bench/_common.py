@@ -497,8 +497,13 @@ def build_database(path: Path, invocations: int, days: float, seed: int = 7) -> 
     each) spread uniformly over the last `days` days: the `invocations` rows with their
     `usage_rollup` buckets (made by the writer's own rollup code), a `tasks` row and three
     `task_events` per task, and a few tasks queued, waiting and running now."""
-    from orchestrator.telemetry.store import INVOCATION_COLUMNS, connect
-    from orchestrator.telemetry.writer import ROLLUP_UPSERT, _rollup_rows
+    from orchestrator.telemetry.store import (
+        INVOCATION_COLUMNS,
+        ROLLUP_UPSERT,
+        connect,
+        ensure_daily,
+    )
+    from orchestrator.telemetry.writer import rollup_key, sum_rows
 
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -520,7 +525,7 @@ def build_database(path: Path, invocations: int, days: float, seed: int = 7) -> 
             ]
             db.execute("BEGIN")
             db.executemany(insert, [tuple(r[c] for c in INVOCATION_COLUMNS) for r in rows])
-            db.executemany(ROLLUP_UPSERT, _rollup_rows(rows))
+            db.executemany(ROLLUP_UPSERT, sum_rows(rows, rollup_key))
             db.executemany(
                 "INSERT INTO tasks (task_id, agent, state, priority, tool, model, updated_at, "
                 "started_at, chain_id, detail) VALUES (?, ?, ?, 'normal', ?, ?, ?, ?, ?, ?)",
@@ -553,6 +558,7 @@ def build_database(path: Path, invocations: int, days: float, seed: int = 7) -> 
             [(task_id, state, stamp, stamp if state == "running" else None,
               "live-queued-0" if state == "waiting" else None) for task_id, state in live],
         )  # fmt: skip
+        ensure_daily(db, "UTC")  # as the daemon does at start (budgets_config's zone)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         db.close()

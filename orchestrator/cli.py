@@ -170,8 +170,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from orchestrator.reports import (
-        parse_day,
-        read_budgets,
         render_stats,
         render_stats_csv,
         render_stats_json,
@@ -179,15 +177,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     )
 
     root = _root(args)
-    zone = read_budgets(root).timezone
     try:
-        since = parse_day(args.since, zone) if args.since else None
-        until = parse_day(args.until, zone, end=True) if args.until else None
+        rows = stats_rows(root, period=args.period, by=args.by, since=args.since, until=args.until)
     except ValueError as exc:
         from orchestrator.errors import UsageError
 
         raise UsageError(f"--since/--until: {exc} (write YYYY-MM-DD)") from None
-    rows = stats_rows(root, period=args.period, by=args.by, since=since, until=until)
     if args.json:
         print(render_stats_json(rows))
     elif args.csv:

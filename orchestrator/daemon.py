@@ -43,7 +43,7 @@ from orchestrator.tasks import (
     load_mapping,
     parse_task,
 )
-from orchestrator.telemetry.store import connect, spend_between
+from orchestrator.telemetry.store import connect, ensure_daily, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
 from orchestrator.workdir import Journal, StillWriting, Workdir, atomic_write, read_task_file
@@ -80,7 +80,9 @@ class Daemon:
         self.config = config
         self.options = options
         self.workdir = Workdir(config.root)
-        self.telemetry = TelemetryWriter(self.workdir.work / "telemetry.db")
+        self.telemetry = TelemetryWriter(
+            self.workdir.work / "telemetry.db", zone=config.policies.budgets.timezone
+        )
         self.journal = Journal(self.workdir.work / ".journal")
         self.engine = Engine(
             config,
@@ -538,8 +540,11 @@ class Daemon:
         )
 
     def _migrate(self) -> None:
+        """Schema up to date, and the daily rollup built for the budgets' time zone."""
         try:
-            connect(self.telemetry.path).close()
+            with contextlib.closing(connect(self.telemetry.path)) as db:
+                if ensure_daily(db, self.config.policies.budgets.timezone):
+                    log.info("built the daily rollup for %s", self.config.policies.budgets.timezone)
         except sqlite3.Error as exc:
             log.warning("telemetry database %s: %s", self.telemetry.path, exc)
 

@@ -11,17 +11,24 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
 
 from orchestrator.policy import period_bounds
-from orchestrator.telemetry.store import bucket_of, connect, parse_time
+from orchestrator.telemetry.store import (
+    SUMS,
+    LocalDays,
+    bucket_of,
+    connect,
+    has_daily,
+    parse_time,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 Period = Literal["daily", "weekly", "monthly"]
@@ -120,12 +127,18 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     with _database(root) as db:
         if db is not None:
             today_iso = day_start.isoformat().replace("+00:00", "Z")
-            counts = db.execute(
-                "SELECT state, COUNT(*) FROM tasks WHERE state IN ('queued','waiting','running') "
-                "OR updated_at >= ? GROUP BY state",
-                (today_iso,),
+            # two index range scans (tasks_state is on (state, updated_at)), not a full scan
+            live = db.execute(
+                "SELECT state, COUNT(*) FROM tasks "
+                "WHERE state IN ('queued', 'waiting', 'running') GROUP BY state"
             )
-            queue.update(dict(counts.fetchall()))
+            done = db.execute(
+                f"SELECT state, COUNT(*) FROM tasks WHERE state IN "
+                f"({', '.join('?' * len(FINAL_STATES))}) AND updated_at >= ? GROUP BY state",
+                (*FINAL_STATES, today_iso),
+            )
+            queue.update(dict(live.fetchall()))
+            queue.update(dict(done.fetchall()))
             for task_id, agent, tool, model, started in db.execute(
                 "SELECT task_id, agent, tool, model, started_at FROM tasks "
                 "WHERE state = 'running' ORDER BY started_at"
@@ -222,25 +235,21 @@ def render_status(data: dict[str, Any]) -> str:
 
 # --- stats -----------------------------------------------------------------------------
 
-STAT_FIELDS = (
-    "invocations", "failures", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "cost_usd", "unpriced", "saved_usd",
-)  # fmt: skip
+STAT_FIELDS = SUMS  # the rollups' columns
 
 
-def _period_key(bucket: str, zone: ZoneInfo, period: Period, cache: dict[str, str]) -> str:
-    key = cache.get(bucket)
-    if key is None:
-        local = datetime.fromisoformat(bucket).replace(tzinfo=UTC).astimezone(zone).date()
-        if period == "daily":
-            key = local.isoformat()
-        elif period == "weekly":
-            year, week, _ = local.isocalendar()
-            key = f"{year}-W{week:02d}"
-        else:
-            key = f"{local.year}-{local.month:02d}"
-        cache[bucket] = key
-    return key
+def _period_of_day(day: str, period: Period) -> str:
+    if period == "daily":
+        return day
+    if period == "weekly":
+        year, week, _ = date.fromisoformat(day).isocalendar()
+        return f"{year}-W{week:02d}"
+    return day[:7]
+
+
+def _sum_sql(table: str, key: str, column: str, where: str) -> str:
+    sums = ", ".join(f"SUM({f})" for f in STAT_FIELDS)
+    return f"SELECT {key}, {column}, {sums} FROM {table} WHERE {where} GROUP BY {key}, {column}"
 
 
 def stats_rows(
@@ -248,30 +257,42 @@ def stats_rows(
     *,
     period: Period = "daily",
     by: GroupBy = "model",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of (period, group) with invocations, tokens by kind, cost, average and share."""
-    zone = ZoneInfo(read_budgets(root).timezone)
-    sums: dict[tuple[str, str], list[float]] = {}
+    """Rows of (period, group) with invocations, tokens by kind, cost, average and share.
+
+    `since` and `until` (included) are days, YYYY-MM-DD in the budgets' time zone, or ISO
+    times; they raise ValueError otherwise. Whole days are read from the daily rollup;
+    a range that starts or ends inside a day is read from the 15-minute buckets.
+    """
+    zone_name = read_budgets(root).timezone
     column = {"agent": "agent", "model": "model", "tool": "tool"}[by]
-    sql = (
-        f"SELECT bucket, {column}, SUM(invocations), SUM(failures), SUM(input_tokens), "
-        "SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_usd), "
-        f"SUM(unpriced), SUM(saved_usd) FROM usage_rollup WHERE bucket >= ? AND bucket < ? "
-        f"GROUP BY bucket, {column}"
-    )
-    low = bucket_of(since) if since else ""
-    high = bucket_of(until) if until else "9999"
-    cache: dict[str, str] = {}
+    whole_days = all(v is None or len(v) == 10 for v in (since, until))
+    low = parse_day(since, zone_name) if since else None
+    high = parse_day(until, zone_name, end=True) if until else None
+    sums: dict[tuple[str, str], list[float]] = {}
     with _database(root) as db:
         if db is None:
             return []
-        for bucket, group, *values in db.execute(sql, (low, high)):
-            key = (_period_key(bucket, zone, period, cache), group or "-")
+        if whole_days and has_daily(db, zone_name):
+            sql = _sum_sql("usage_daily", "day", column, "zone = ? AND day >= ? AND day <= ?")
+            found = db.execute(sql, (zone_name, since or "", until or "9999"))
+            day_of: Callable[[str], str] = str
+        else:
+            sql = _sum_sql("usage_rollup", "bucket", column, "bucket >= ? AND bucket < ?")
+            found = db.execute(sql, (bucket_of(low) if low else "",
+                                     bucket_of(high) if high else "9999"))  # fmt: skip
+            day_of = LocalDays(zone_name).of_bucket
+        for when, group, *values in found:
+            key = (_period_of_day(day_of(when), period), group or "-")
             acc = sums.setdefault(key, [0.0] * len(STAT_FIELDS))
             for i, value in enumerate(values):
                 acc[i] += value or 0
+    return _rows(sums, by)
+
+
+def _rows(sums: dict[tuple[str, str], list[float]], by: GroupBy) -> list[dict[str, Any]]:
     totals: dict[str, float] = {}
     for (when, _), acc in sums.items():
         totals[when] = totals.get(when, 0.0) + acc[6]

@@ -97,7 +97,7 @@ async def exec_task(
     profile_file = config.agents[agent].profile
     profile = (config.root / profile_file).read_text(encoding="utf-8") if profile_file else None
     full_prompt = compose_prompt(task, config.root, "exec", profile)
-    telemetry = TelemetryWriter(db_path)
+    telemetry = TelemetryWriter(db_path, zone=config.policies.budgets.timezone)
     async with anyio.create_task_group() as tg:
         tg.start_soon(telemetry.run)
         engine = Engine(config, workdir.runs, telemetry=telemetry)

@@ -19,8 +19,11 @@ import anyio
 
 from orchestrator.telemetry.store import (
     BUSY_TIMEOUT_MS,
+    DAILY_UPSERT,
     INVOCATION_COLUMNS,
+    ROLLUP_UPSERT,
     TOKEN_KINDS,
+    LocalDays,
     bucket_of,
     connect,
     parse_time,
@@ -28,7 +31,7 @@ from orchestrator.telemetry.store import (
 from orchestrator.workdir import atomic_write
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     import aiosqlite
@@ -65,8 +68,9 @@ class _Batch:
 class TelemetryWriter:
     """Owns the write connection; `record_*` never block and never raise."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, zone: str = "UTC") -> None:
         self.path = path
+        self.days = LocalDays(zone)  # usage_daily is kept for the budgets' time zone
         self.health_file = path.with_name(HEALTH_FILE)
         self.health = Health()
         send, receive = anyio.create_memory_object_stream[tuple[str, Any]](MAX_BUFFERED)
@@ -206,7 +210,7 @@ class TelemetryWriter:
         batch = self._pending
         try:
             await db.execute("BEGIN IMMEDIATE")
-            await _write_batch(db, batch)
+            await _write_batch(db, batch, self.days)
             await db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
@@ -226,14 +230,18 @@ class TelemetryWriter:
         return db
 
 
-async def _write_batch(db: aiosqlite.Connection, batch: _Batch) -> None:
+async def _write_batch(db: aiosqlite.Connection, batch: _Batch, days: LocalDays) -> None:
     if batch.invocations:
         placeholders = ", ".join("?" for _ in INVOCATION_COLUMNS)
         await db.executemany(
             f"INSERT INTO invocations ({', '.join(INVOCATION_COLUMNS)}) VALUES ({placeholders})",
             [tuple(row.get(c) for c in INVOCATION_COLUMNS) for row in batch.invocations],
         )
-        await db.executemany(ROLLUP_UPSERT, _rollup_rows(batch.invocations))
+        await db.executemany(ROLLUP_UPSERT, sum_rows(batch.invocations, rollup_key))
+        await db.executemany(
+            DAILY_UPSERT,
+            sum_rows(batch.invocations, lambda row: (days.name, *_day_key(row, days))),
+        )
     if batch.events:
         await db.executemany(
             "INSERT INTO task_events (task_id, state, at, detail) VALUES (?, ?, ?, ?)",
@@ -260,31 +268,14 @@ TASK_UPSERT = (
     )
 )
 
-ROLLUP_UPSERT = """
-    INSERT INTO usage_rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (bucket, agent, tool, model) DO UPDATE SET
-        invocations = invocations + excluded.invocations,
-        failures = failures + excluded.failures,
-        input_tokens = input_tokens + excluded.input_tokens,
-        output_tokens = output_tokens + excluded.output_tokens,
-        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-        cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
-        cost_usd = cost_usd + excluded.cost_usd,
-        unpriced = unpriced + excluded.unpriced,
-        saved_usd = saved_usd + excluded.saved_usd
-"""
 
-
-def _rollup_rows(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    sums: dict[tuple[str, str, str, str], list[float]] = {}
+def sum_rows(
+    rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], tuple[str, ...]]
+) -> list[tuple[Any, ...]]:
+    """Invocation rows summed per key: the rollups' columns (see store.SUMS)."""
+    sums: dict[tuple[str, ...], list[float]] = {}
     for row in rows:
-        key = (
-            bucket_of(parse_time(row["started_at"])),
-            row["agent"],
-            row["tool"],
-            row.get("model") or "",
-        )
-        acc = sums.setdefault(key, [0.0] * 9)
+        acc = sums.setdefault(key(row), [0.0] * 9)
         cost = row.get("cost_usd")
         has_usage = any(row.get(k) for k in TOKEN_KINDS)
         acc[0] += 1
@@ -296,7 +287,17 @@ def _rollup_rows(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
         baseline = row.get("baseline_cost_usd")
         acc[8] += (baseline - cost) if baseline is not None and cost is not None else 0.0
     return [
-        (*key, int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), int(a[5]), a[6],
+        (*key_, int(a[0]), int(a[1]), int(a[2]), int(a[3]), int(a[4]), int(a[5]), a[6],
          int(a[7]), a[8])
-        for key, a in sums.items()
+        for key_, a in sums.items()
     ]  # fmt: skip
+
+
+def _day_key(row: dict[str, Any], days: LocalDays) -> tuple[str, ...]:
+    bucket, *rest = rollup_key(row)
+    return (days.of_bucket(bucket), *rest)
+
+
+def rollup_key(row: dict[str, Any]) -> tuple[str, ...]:
+    bucket = bucket_of(parse_time(row["started_at"]))
+    return (bucket, row["agent"], row["tool"], row.get("model") or "")
