@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_REMEMBERED = 10_000
+MAX_REMEMBERED = 1_000
 
 
 @dataclass

@@ -157,6 +157,7 @@ class TelemetryWriter:
             )
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA cache_size = -512")  # KiB: the writer only appends
             return db
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
