@@ -25,6 +25,7 @@ from orchestrator.telemetry.store import (
     connect,
     has_daily,
     parse_time,
+    spend_between,
 )
 
 if TYPE_CHECKING:
@@ -103,14 +104,6 @@ def _count_files(folder: Path) -> int:
         return 0
 
 
-def _spend(db: sqlite3.Connection, start: datetime, end: datetime) -> float:
-    row = db.execute(
-        "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_rollup WHERE bucket >= ? AND bucket < ?",
-        (bucket_of(start), bucket_of(end)),
-    ).fetchone()
-    return float(row[0])
-
-
 def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     """What `status --json` prints: queue, running tasks, spend vs budgets."""
     now = now or datetime.now(UTC)
@@ -158,8 +151,8 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
                 (today_iso,),
             ):
                 chains.append({"from": parent, "to": task_id, "agent": agent, "state": state})
-            today = _spend(db, day_start, day_end)
-            month = _spend(db, month_start, month_end)
+            today = spend_between(db, day_start, day_end)
+            month = spend_between(db, month_start, month_end)
     warnings = []
     for label, spent, limit in (("today", today, budgets.daily_usd),
                                 ("this month", month, budgets.monthly_usd)):  # fmt: skip

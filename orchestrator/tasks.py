@@ -8,7 +8,6 @@ stable `kind`, a message naming the file and field, and a hint.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -334,10 +333,6 @@ def _from_fields(task: Task) -> str:
     if task.artefacts:
         parts.append("Artefacts:\n" + "\n".join(f"- {a}" for a in task.artefacts))
     return "\n\n".join(parts)
-
-
-def closest_ids(task_id: str, known: list[str]) -> list[str]:
-    return difflib.get_close_matches(task_id, known, n=3)
 
 
 # --- result files ----------------------------------------------------------------------

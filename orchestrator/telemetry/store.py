@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -280,25 +279,6 @@ def spend_between(db: sqlite3.Connection, start: datetime, end: datetime,
         sql += " AND agent = ?"
         args.append(agent)
     return float(db.execute(sql, args).fetchone()[0])
-
-
-def wait_for_rows(path: Path, count: int, timeout: float = 10) -> None:
-    """For tests and tools: block until `count` invocations are in the database."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with connect(path, readonly=True) as db:
-                if db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0] >= count:
-                    return
-        except sqlite3.Error:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"fewer than {count} invocations in {path}")
-
-
-def day_bounds(moment: datetime) -> tuple[datetime, datetime]:
-    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return start, start + timedelta(days=1)
 
 
 def chain_of(db: sqlite3.Connection, sha256: str) -> str | None:
