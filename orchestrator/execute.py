@@ -88,6 +88,7 @@ class Engine:
     on_group: Callable[[int, Path], None] | None = None  # a tool's process group started
     limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
     free_run_dirs: list[Path] = field(default_factory=list)
+    found_binaries: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.pricer = Pricer(self.config)
@@ -113,6 +114,17 @@ class Engine:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
         self.free_run_dirs.append(run_dir)
+
+    def check_binary(self, binary: str, path: str, tool_name: str) -> ToolFailure | None:
+        """None when `binary` can run; found binaries are remembered (a PATH search is a
+        dozen stat calls per task otherwise), missing ones are looked for every time."""
+        key = (binary, path)
+        if key in self.found_binaries:
+            return None
+        failure = _missing_binary(binary, path, tool_name)
+        if failure is None:
+            self.found_binaries.add(key)
+        return failure
 
     def remove_run_dirs(self) -> None:
         """At the end: the free run folders go (a busy one is its run's to clean)."""
@@ -438,7 +450,7 @@ async def _attempt(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         env = tool_env(tool, invocation.env, run_dir)
-        failure = _missing_binary(invocation.argv[0], env["PATH"], attempt.tool)
+        failure = engine.check_binary(invocation.argv[0], env["PATH"], attempt.tool)
         if failure is None:
             async with engine.limiter(attempt.tool):
                 proc = await _run(
