@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 1000
 MAX_BUFFERED = 200_000
+LINGER_S = 0.002  # one transaction for what arrives this close together
 RETRY_S = 1.0  # how soon rows the database refused are tried again
 SETTLE_TIMEOUT_S = 2.0
 SHUTDOWN_FLUSH_S = 3.0  # at the end, how long a failing database gets to take the rest
@@ -129,6 +130,7 @@ class TelemetryWriter:
                             break
                     if item is not None:
                         self._add(item)
+                        await anyio.sleep(LINGER_S)  # let the rows of other tasks join
                     while len(self._pending) < BATCH_MAX:
                         try:
                             self._add(self._receive.receive_nowait())
