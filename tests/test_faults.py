@@ -114,6 +114,7 @@ def chaos(workspace: Path, tasks: int, kills: int, seed: int) -> None:
     assert orphans_seen, "no kill hit a running tool: the test proved nothing about orphans"
 
 
+@pytest.mark.timeout(600)
 def test_kill_9_at_random_moments(workspace: Path) -> None:
     chaos(workspace, tasks=800, kills=25, seed=11)  # about 35 s
 
@@ -194,8 +195,9 @@ def test_burst_of_task_files(workspace: Path, mode: str) -> None:
     burst(workspace, 1500, *(["--poll"] if mode == "polling" else []))
 
 
+@pytest.mark.timeout(900)  # ~100 s each here; the suite's 120 s default is too tight
 @pytest.mark.parametrize("mode", ["events", "polling"])
-def test_burst_of_20000_task_files(workspace: Path, mode: str) -> None:  # ~100 s each
+def test_burst_of_20000_task_files(workspace: Path, mode: str) -> None:
     burst(workspace, 20_000, *(["--poll"] if mode == "polling" else []))
 
 
