@@ -351,6 +351,34 @@ def time_runs(
     return [run_checked(argv, env, cwd) for _ in range(runs)]
 
 
+def time_in_turns(
+    commands: Mapping[str, Sequence[str]], ws: Workspace, *, runs: int, warmup: int
+) -> dict[str, list[float]]:
+    """Wall times in ms of each command, the commands taking turns run by run (so a burst
+    of load from another process hits them alike); `warmup` rounds are thrown away."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for round_number in range(warmup + runs):
+        for name, command in commands.items():
+            elapsed = run_checked(command, ws.env, ws.root)
+            if round_number >= warmup:
+                times[name].append(1000 * elapsed)
+    return times
+
+
+@contextlib.contextmanager
+def database_workspace(name: str, invocations: int, days: float) -> Iterator[Workspace]:
+    """A workspace (no-op tool, budgets) whose telemetry database holds `invocations`."""
+    with workspace(name) as ws:
+        files = noop_config([which("cat")])
+        files["policies.yaml"].update(budgets_config())
+        ws.configure(files)
+        started = time.perf_counter()
+        build_database(ws.database, invocations, days)
+        size_mb = ws.database.stat().st_size / 1e6
+        info(name, f"database built in {time.perf_counter() - started:.1f} s: {size_mb:.0f} MB")
+        yield ws
+
+
 def rss_kb(pid: int, field: str = "VmRSS") -> int:
     """A memory figure of a live process from /proc/<pid>/status, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

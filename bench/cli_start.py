@@ -10,24 +10,18 @@ commands take turns, so noise from other processes hits them alike).
 from __future__ import annotations
 
 import sys
-import time
 from typing import TYPE_CHECKING
 
 from bench._common import (
     PYTHON,
     Target,
-    budgets_config,
-    build_database,
+    database_workspace,
     figure,
     header,
-    info,
     median,
-    noop_config,
     parser,
-    run_checked,
     size,
-    which,
-    workspace,
+    time_in_turns,
 )
 
 if TYPE_CHECKING:
@@ -47,24 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     invocations = size(args.invocations, args.quick, 2_000, 100_000)
     runs = size(args.runs, args.quick, 3, 30)
     header(NAME, {"invocations": invocations, "days": DAYS, "runs": runs, "warm-up": WARMUP})
-    with workspace(NAME) as ws:
-        files = noop_config([which("cat")])
-        files["policies.yaml"].update(budgets_config())
-        ws.configure(files)
-        started = time.perf_counter()
-        build_database(ws.database, invocations, DAYS)
-        info(NAME, f"database built in {time.perf_counter() - started:.1f} s")
+    with database_workspace(NAME, invocations, DAYS) as ws:
         commands = {
             "floor": [PYTHON, "-c", "pass"],
             "version": ws.command("version"),
             "status": ws.command("status"),
         }
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        for round_number in range(WARMUP + runs):
-            for name, command in commands.items():
-                elapsed = run_checked(command, ws.env, ws.root)
-                if round_number >= WARMUP:
-                    times[name].append(1000 * elapsed)
+        times = time_in_turns(commands, ws, runs=runs, warmup=WARMUP)
     floor = median(times["floor"])
     figure(f"{NAME}.python", floor, "ms", note="python -c pass")
     figure(f"{NAME}.version", median(times["version"]), "ms", floor=floor)

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import time
 from typing import TYPE_CHECKING
 
 from bench._common import (
     PYTHON,
     Target,
-    budgets_config,
-    build_database,
+    database_workspace,
     figure,
     header,
     info,
     median,
-    noop_config,
     parser,
-    run_checked,
     size,
-    which,
-    workspace,
+    time_in_turns,
 )
 
 if TYPE_CHECKING:
@@ -47,30 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     invocations = size(args.invocations, args.quick, 5_000, 1_000_000)
     runs = size(args.runs, args.quick, 3, 15)
     header(NAME, {"invocations": invocations, "days": DAYS, "runs": runs, "warm-up": WARMUP})
-    with workspace(NAME) as ws:
-        files = noop_config([which("cat")])
-        files["policies.yaml"].update(budgets_config())
-        ws.configure(files)
-        started = time.perf_counter()
-        build_database(ws.database, invocations, DAYS)
+    with database_workspace(NAME, invocations, DAYS) as ws:
         with sqlite3.connect(f"file:{ws.database}?mode=ro", uri=True) as db:
             rollups = db.execute("SELECT COUNT(*) FROM usage_rollup").fetchone()[0]
-        size_mb = ws.database.stat().st_size / 1e6
-        info(
-            NAME,
-            f"database built in {time.perf_counter() - started:.1f} s: {size_mb:.0f} MB, "
-            f"{rollups} usage_rollup rows",
-        )
+        info(NAME, f"{rollups} usage_rollup rows")
         commands = {
             "floor": [PYTHON, "-c", "pass"],
             "stats": ws.command("stats", "--monthly", "--by", "model"),
         }
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        for round_number in range(WARMUP + runs):
-            for name, command in commands.items():
-                elapsed = run_checked(command, ws.env, ws.root)
-                if round_number >= WARMUP:
-                    times[name].append(1000 * elapsed)
+        times = time_in_turns(commands, ws, runs=runs, warmup=WARMUP)
     floor = median(times["floor"])
     figure(f"{NAME}.python", floor, "ms", note="python -c pass")
     figure(

@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from tests.conftest import (
-    FAKE_TOOL,
     Daemon,
     base_config,
     cli_env,
@@ -438,9 +437,5 @@ def test_disk_full_for_the_telemetry_database(workspace: Path) -> None:
     assert health["error"]  # sqlite says "disk I/O error" or "database or disk is full"
 
 
-# --- 6 (fuzz) is in test_task_fuzz.py; 7 in test_tool_faults.py; 10 in test_pipeline.py;
-# --- 12 in test_telemetry.py and test_pipeline.py (see docs/guarantees.md).
-
-
-def test_fake_tool_is_where_the_tests_think() -> None:
-    assert Path(FAKE_TOOL).is_file()
+# 6's fuzzing is in test_task_fuzz.py; 7 in test_tool_faults.py; 10 in test_pipeline.py;
+# 12 in test_telemetry.py and test_pipeline.py (see docs/guarantees.md).

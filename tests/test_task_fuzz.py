@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,6 +52,15 @@ def check(config: Config, data: bytes) -> None:
         assert rejected.kind and rejected.message and rejected.hint is not None
 
 
+def check_document(config: Config, doc: dict[str, Any]) -> None:
+    """A generated mapping, as a task file would carry it (when YAML can write it)."""
+    try:
+        data = yaml.safe_dump(doc, allow_unicode=True).encode("utf-8", "surrogateescape")
+    except (yaml.YAMLError, UnicodeEncodeError):
+        return
+    check(config, data)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_any_bytes(config: Config, data: bytes) -> None:
@@ -62,28 +70,16 @@ def test_any_bytes(config: Config, data: bytes) -> None:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_any_mapping(config: Config, doc: dict[str, Any]) -> None:
-    try:
-        data = yaml.safe_dump(doc, allow_unicode=True).encode("utf-8", "surrogateescape")
-    except (yaml.YAMLError, UnicodeEncodeError):
-        return
-    check(config, data)
+    check_document(config, doc)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents.map(lambda d: {"agent": "worker", **d}))
 def test_mappings_with_a_valid_agent(config: Config, doc: dict[str, Any]) -> None:
-    try:
-        data = yaml.safe_dump(doc, allow_unicode=True).encode("utf-8", "surrogateescape")
-    except (yaml.YAMLError, UnicodeEncodeError):
-        return
-    check(config, data)
+    check_document(config, doc)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_any_text(config: Config, text: str) -> None:
     check(config, text.encode("utf-8", "surrogatepass"))
-
-
-def test_fuzz_workspace_is_real(config: Config) -> None:
-    assert Path(config.root, "config", "agents.yaml").is_file()
