@@ -2,8 +2,13 @@
 task group tree, and shuts down gracefully.
 
     outer ── telemetry writer (outlives the jobs, drains at the end), signals
-      └── jobs ── one task per running job (global concurrency via a semaphore)
-            └── intake ── watcher (or the --once drain), ingest, dispatcher
+      └── finishing ── the finisher: writes results in batches (outlives the jobs)
+            └── jobs ── one task per running job (global concurrency via a semaphore)
+                  └── intake ── watcher (or the --once drain), ingest, dispatcher
+
+A job holds its concurrency slot while its tool runs; then it hands its result to the
+finisher, which writes every result that is ready in one worker-thread call, after one
+wait for the telemetry of all of them to be committed.
 
 SIGINT/SIGTERM: stop claiming, put queued (not started) tasks back into the inbox, let
 running tasks finish within the grace period, then cancel them (their process groups are
@@ -50,7 +55,7 @@ from orchestrator.workdir import Journal, StillWriting, Workdir, atomic_write, r
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
-    from anyio.streams.memory import MemoryObjectReceiveStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from orchestrator.config import Config
     from orchestrator.policy import Window
@@ -63,6 +68,16 @@ DEFER_POLL_S = 0.05
 SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
 HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
 DEFAULT_GRACE_S = 30.0
+
+
+@dataclass
+class Finished:
+    """A job whose result is decided, on its way to outbox/."""
+
+    job: Job
+    result: Result
+    follow_up: tuple[Path, str] | None = None
+    written: bool = False
 
 
 @dataclass
@@ -102,6 +117,7 @@ class Daemon:
         self.running_scopes: dict[str, anyio.CancelScope] = {}  # for `cancel`
         self.intake: TaskGroup
         self.jobs: TaskGroup
+        self.finished: MemoryObjectSendStream[Finished]
         self.jobs_started = False
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -122,7 +138,12 @@ class Daemon:
                 outer.start_soon(anyio.to_thread.run_sync, pricing.warm_up)
                 signals = anyio.CancelScope()
                 outer.start_soon(self._signals, signals)
-                await self._run_jobs()
+                send, receive = anyio.create_memory_object_stream[Finished](math.inf)
+                async with anyio.create_task_group() as finishing:
+                    finishing.start_soon(self._finisher, receive)
+                    with send:
+                        self.finished = send
+                        await self._run_jobs()
                 signals.cancel()
                 self.telemetry.close()
             self.journal.close()
@@ -375,19 +396,64 @@ class Daemon:
             self.queue.put(verdict)
 
     async def _run_job(self, job: Job, holds_slot: bool = True) -> None:
+        """Run a job (or take its verdict) and hand the result to the finisher; the slot
+        is free as soon as the tool has ended."""
+        handed_over = False
         try:
             result = await self._result_of(job)
             result.task_file = os.fsencode(job.path.name).decode("utf-8", "backslashreplace")
             follow_up = self.book.handoff(job, result)
-            with anyio.CancelScope(shield=True):
-                await self.telemetry.settled()  # a result never exists without its rows
+            self.finished.send_nowait(Finished(job, result, follow_up))
+            handed_over = True
+        finally:
+            if holds_slot:
+                self.slots.release()
+            if not handed_over:  # cancelled: the file stays in running/
+                self._done(job)
+
+    def _done(self, job: Job) -> None:
+        if job.task is not None:
+            self.book.in_flight.discard(job.task.id)
+        self.active -= 1
+        if not self.active and not len(self.queue):
+            self.idle.set()
+
+    async def _finisher(self, receive: MemoryObjectReceiveStream[Finished]) -> None:
+        """Write results in batches: whatever is ready, after one wait for its telemetry
+        (a result never exists without its rows), in one worker-thread call."""
+        async with receive:
+            while True:
                 try:
-                    await anyio.to_thread.run_sync(self._finish, job, result, follow_up)
-                except OSError:  # e.g. the disk is full: the file stays in running/
-                    log.exception("cannot write the result of %s; retried at the next start",
-                                  result.id)  # fmt: skip
+                    batch = [await receive.receive()]
+                except anyio.EndOfStream:
                     return
+                while True:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                with anyio.CancelScope(shield=True):
+                    await self.telemetry.settled()
+                    await anyio.to_thread.run_sync(self._write_results, batch)
+                for done in batch:
+                    self._finished(done)
+
+    def _finished(self, done: Finished) -> None:
+        """After the result is written (or could not be): state, log, dependants."""
+        job, result = done.job, done.result
+        try:
+            if not done.written:
+                return
             self.journal.done(job.path.name)
+            self.telemetry.task_state(
+                result.id,
+                result.status,
+                result.finished_at or iso(now_utc()),
+                agent=result.agent,
+                tool=result.tool,
+                model=result.model,
+                detail=(result.error or {}).get("kind"),
+            )
             log.info(
                 "%s: %s%s",
                 result.id,
@@ -398,13 +464,7 @@ class Daemon:
                 for woken in self.book.finish(result.id, result.status):
                     self._schedule(woken)
         finally:
-            if job.task is not None:
-                self.book.in_flight.discard(job.task.id)
-            self.active -= 1
-            if holds_slot:
-                self.slots.release()
-            if not self.active and not len(self.queue):
-                self.idle.set()
+            self._done(job)
 
     async def _result_of(self, job: Job) -> Result:
         if job.verdict is not None:
@@ -502,6 +562,18 @@ class Daemon:
         self._deliver(Job((-1, 0.0, next(self.order)), job.path, verdict=verdict))
         return f"cancelled while {where}"
 
+    def _write_results(self, batch: list[Finished]) -> None:
+        """(In a worker thread.) Each result of the batch, as `_finish` writes it."""
+        for done in batch:
+            try:
+                self._finish(done.job, done.result, done.follow_up)
+            except OSError:  # e.g. the disk is full: the file stays in running/
+                log.exception(
+                    "cannot write the result of %s; retried at the next start", done.result.id
+                )
+            else:
+                done.written = True
+
     def _finish(self, job: Job, result: Result, follow_up: tuple[Path, str] | None) -> None:
         """The follow-up (if any), then the result (atomically), then the task file leaves
         running/. A crash between any two steps repeats no step's effect at the next start."""
@@ -529,15 +601,6 @@ class Daemon:
             )
         self.workdir.write_result(result.id, text)
         self.workdir.archive_file(job.path, now_utc())
-        self.telemetry.task_state(
-            result.id,
-            result.status,
-            result.finished_at or iso(now_utc()),
-            agent=result.agent,
-            tool=result.tool,
-            model=result.model,
-            detail=(result.error or {}).get("kind"),
-        )
 
     def _migrate(self) -> None:
         """Schema up to date, and the daily rollup built for the budgets' time zone."""
