@@ -9,9 +9,10 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -124,6 +125,80 @@ async def _feed(process: Process, data: bytes | None) -> None:
         await stdin.aclose()
 
 
+if sys.version_info < (3, 12):
+    import asyncio
+    from typing import TypeVarTuple
+
+    _Ts = TypeVarTuple("_Ts")
+
+    class _PidfdWatcher(asyncio.AbstractChildWatcher):
+        """What Python 3.12 does: each child waited for with a pidfd in the running loop."""
+
+        def add_child_handler(
+            self, pid: int, callback: Callable[[int, int, *_Ts], object], *args: *_Ts
+        ) -> None:
+            loop = asyncio.get_running_loop()
+            pidfd = os.pidfd_open(pid)
+            loop.add_reader(pidfd, self._reap, loop, pid, pidfd, callback, args)
+
+        @staticmethod
+        def _reap(
+            loop: asyncio.AbstractEventLoop, pid: int, pidfd: int, callback: Any, args: Any
+        ) -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped elsewhere: its status is lost
+                code = 255
+            else:
+                code = os.waitstatus_to_exitcode(status)
+            callback(pid, code, *args)
+
+        def remove_child_handler(self, pid: int) -> bool:
+            return True
+
+        def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+            pass
+
+        def is_active(self) -> bool:
+            return True
+
+        def close(self) -> None:
+            pass
+
+        def __enter__(self) -> _PidfdWatcher:
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            pass
+
+
+def _watch_children_with_pidfds() -> None:
+    """Python 3.11's asyncio waits for each child in a thread of its own, started per
+    process; those threads then compete with the event loop for the GIL. A pidfd per child
+    in the running loop does the same without threads (Python 3.12 does this itself)."""
+    global _pidfds_checked
+    _pidfds_checked = True
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        asyncio.get_running_loop()
+        os.close(os.pidfd_open(os.getpid()))
+    except RuntimeError:  # not asyncio (trio does without threads already)
+        return
+    except OSError:  # a kernel older than 5.3, or a seccomp filter
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_child_watcher(_PidfdWatcher())
+
+
+_pidfds_checked = False
+
+
 async def run_process(
     argv: list[str],
     *,
@@ -142,6 +217,8 @@ async def run_process(
 
     On cancellation (shutdown, `cancel`), the process group is killed before returning.
     """
+    if not _pidfds_checked:
+        _watch_children_with_pidfds()
     started = time.monotonic()
     out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
     timed_out = stopped = False
@@ -155,31 +232,25 @@ async def run_process(
     try:
         if on_start is not None:
             on_start(process.pid)  # the process group id: the tool is its group's leader
-        async with anyio.create_task_group() as tg:
+        out_done, err_done = anyio.Event(), anyio.Event()
+        async with anyio.create_task_group() as io:
 
             def stop_early() -> None:
                 nonlocal stopped
                 stopped = True
-                tg.cancel_scope.cancel()
+                io.cancel_scope.cancel()
 
-            async def supervise() -> None:
-                nonlocal timed_out
-                with anyio.move_on_after(limit_s) as scope:
-                    async with anyio.create_task_group() as io:
-                        out_done, err_done = anyio.Event(), anyio.Event()
-                        io.start_soon(_feed, process, stdin)
-                        io.start_soon(_pump, process.stdout, out, watch, stop_early, out_done)
-                        io.start_soon(_pump, process.stderr, err, watch, stop_early, err_done)
-                        await process.wait()
-                        # The tool exited; a grandchild may still hold its pipes open.
-                        with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
-                            await out_done.wait()
-                            await err_done.wait()
-                        io.cancel_scope.cancel()
-                timed_out = scope.cancelled_caught
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(supervise)
+            io.start_soon(_pump, process.stdout, out, watch, stop_early, out_done)
+            io.start_soon(_pump, process.stderr, err, watch, stop_early, err_done)
+            with anyio.move_on_after(limit_s) as scope:
+                await _feed(process, stdin)  # the pumps drain meanwhile: no deadlock
+                await process.wait()
+                # The tool exited; a grandchild may still hold its pipes open.
+                with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
+                    await out_done.wait()
+                    await err_done.wait()
+            timed_out = scope.cancelled_caught
+            io.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await _stop_group(process, grace if process.returncode is None else 0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -96,3 +98,32 @@ async def test_cancelling_a_run_kills_the_whole_group(tmp_path: Path) -> None:
             grace=0.2,
         )
     wait_for(lambda: process_gone(int(pidfile.read_text())), timeout=5, what="grandchild gone")
+
+
+async def test_many_concurrent_tools_are_waited_for_without_a_thread_each(tmp_path: Path) -> None:
+    """40 tools at once: each exit code (and a death by signal) reaches its own run, and
+    no thread per child is started to wait for it."""
+    threads_before = threading.active_count()
+    most_threads = threads_before
+    codes: dict[int, int | None] = {}
+
+    async def one(n: int) -> None:
+        end = "os.kill(os.getpid(), 9)" if n == 7 else f"raise SystemExit({n})"
+        script = f"import os, time\ntime.sleep(0.2)\n{end}"
+        proc = await run_process(
+            [sys.executable, "-c", script],
+            env={"PATH": "/usr/bin:/bin"},
+            cwd=tmp_path,
+            stdin=None,
+            limit_s=30,
+        )
+        codes[n] = proc.exit_code
+
+    async with anyio.create_task_group() as tg:
+        for n in range(40):
+            tg.start_soon(one, n)
+        await anyio.sleep(0.1)  # all started, none finished
+        most_threads = max(most_threads, threading.active_count())
+    assert codes == {n: (-9 if n == 7 else n) for n in range(40)}
+    if sys.platform == "linux":  # pidfds
+        assert most_threads - threads_before < 5
