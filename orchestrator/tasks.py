@@ -9,7 +9,7 @@ stable `kind`, a message naming the file and field, and a hint.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
@@ -406,9 +406,12 @@ class Result:
     previous_results: list[str] = field(default_factory=list)
 
     def document(self) -> dict[str, Any]:
-        """The result as an ordered mapping for YAML, without empty keys."""
-        doc = asdict(self)
-        doc["attempts"] = [{k: v for k, v in a.items() if v is not None} for a in doc["attempts"]]
+        """The result as an ordered mapping for YAML, without empty keys (the values are
+        shared, not copied: render it before changing the result again)."""
+        doc = dict(vars(self))
+        doc["attempts"] = [
+            {k: v for k, v in vars(a).items() if v is not None} for a in self.attempts
+        ]
         return {k: v for k, v in doc.items() if v is not None and v != [] and v != {}}
 
 

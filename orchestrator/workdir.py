@@ -21,7 +21,7 @@ import shutil
 import signal
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +247,7 @@ def _line(entry: dict[str, Any]) -> bytes:
 @dataclass(frozen=True)
 class Workdir:
     root: Path  # the workspace (holds config/ and work/)
+    _made: set[Path] = field(default_factory=set, compare=False, repr=False)  # archive days
 
     @property
     def work(self) -> Path:
@@ -347,13 +348,20 @@ class Workdir:
 
     def archive_file(self, path: Path, now: datetime) -> Path:
         folder = self.archive / now.strftime("%Y-%m-%d")
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
         target = folder / path.name
         if target.exists():
             target = (
                 folder / f"{path.stem}.{now.strftime('%H%M%S')}-{os.urandom(2).hex()}{path.suffix}"
             )
-        with contextlib.suppress(FileNotFoundError):
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            if not os.path.lexists(path):  # already moved
+                return target
+            folder.mkdir(parents=True, exist_ok=True)  # the day's folder was removed
             os.replace(path, target)
         return target
 

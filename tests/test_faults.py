@@ -6,6 +6,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -155,6 +156,20 @@ def test_slow_writers_in_place(workspace: Path, daemon: Daemon) -> None:
     wait_for(lambda: len(results(workspace)) == 2, timeout=30, what="both results")
     assert result(workspace, "open")["output"] == "complete answer\n"
     assert result(workspace, "twice")["output"] == "first half and the rest\n"
+
+
+def test_archive_folder_removed_under_a_live_daemon(workspace: Path, daemon: Daemon) -> None:
+    """Someone clears work/archive/ while the daemon runs: the next task file is still
+    archived (its day's folder made again), not left in running/ to run twice."""
+    inbox, work = workspace / "work" / "inbox", workspace / "work"
+    (inbox / "first.yaml").write_text("agent: worker\nprompt: one\n")
+    wait_for(lambda: len(results(workspace)) == 1, timeout=30, what="the first result")
+    wait_for(lambda: not any((work / "running").iterdir()), timeout=10, what="first archived")
+    shutil.rmtree(work / "archive")
+    (inbox / "second.yaml").write_text("agent: worker\nprompt: two\n")
+    wait_for(lambda: len(results(workspace)) == 2, timeout=30, what="the second result")
+    wait_for(lambda: not any((work / "running").iterdir()), timeout=10, what="second archived")
+    assert [p.name for p in (work / "archive").glob("*/*.yaml")] == ["second.yaml"]
 
 
 # --- 4: bursts ------------------------------------------------------------------------
