@@ -51,7 +51,14 @@ from orchestrator.tasks import (
 from orchestrator.telemetry.store import connect, ensure_daily, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import Journal, StillWriting, Workdir, atomic_write, read_task_file
+from orchestrator.workdir import (
+    Journal,
+    StillWriting,
+    Workdir,
+    atomic_write,
+    atomic_write_many,
+    read_task_file,
+)
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -563,10 +570,22 @@ class Daemon:
         return f"cancelled while {where}"
 
     def _write_results(self, batch: list[Finished]) -> None:
-        """(In a worker thread.) Each result of the batch, as `_finish` writes it."""
+        """(In a worker thread.) For each result: the follow-up (if any), then the result
+        (atomically), then the task file leaves running/. A crash between any two steps
+        repeats no step's effect at the next start. The results are written as one group
+        (one journal commit for the batch rather than one per file)."""
+        texts = []
         for done in batch:
             try:
-                self._finish(done.job, done.result, done.follow_up)
+                texts.append((done, self._prepare(done.result, done.follow_up)))
+            except OSError:
+                log.exception("cannot write the follow-up or output of %s", done.result.id)
+        files = [(self.workdir.result_path(d.result.id), text) for d, text in texts]
+        for (done, _), error in zip(texts, atomic_write_many(files), strict=True):
+            try:
+                if error is not None:
+                    raise error
+                self.workdir.archive_file(done.job.path, now_utc())
             except OSError:  # e.g. the disk is full: the file stays in running/
                 log.exception(
                     "cannot write the result of %s; retried at the next start", done.result.id
@@ -574,9 +593,9 @@ class Daemon:
             else:
                 done.written = True
 
-    def _finish(self, job: Job, result: Result, follow_up: tuple[Path, str] | None) -> None:
-        """The follow-up (if any), then the result (atomically), then the task file leaves
-        running/. A crash between any two steps repeats no step's effect at the next start."""
+    def _prepare(self, result: Result, follow_up: tuple[Path, str] | None) -> bytes:
+        """The follow-up's task file and a large output's file are written; the result
+        file's bytes are returned."""
         if follow_up is not None:
             atomic_write(follow_up[0], follow_up[1].encode("utf-8"))
         if result.output is not None and len(result.output) > LARGE_OUTPUT_BYTES:
@@ -599,8 +618,7 @@ class Daemon:
                     ),
                 ).document()
             )
-        self.workdir.write_result(result.id, text)
-        self.workdir.archive_file(job.path, now_utc())
+        return text.encode("utf-8")
 
     def _migrate(self) -> None:
         """Schema up to date, and the daily rollup built for the budgets' time zone."""
