@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 NUMBER = r"-?\d+(?:\.\d+)?"
 # (benchmark, the figures it must print, the ones that carry a target)
 FIGURES = {
-    "throughput": (("floor", "daemon", "daemon_cpu"), ("daemon",)),
+    "throughput": (
+        ("floor", "daemon", "files_floor", "daemon_vs_both_floors", "daemon_cpu"),
+        ("daemon",),
+    ),
     "latency": (("p50", "p99"), ("p50", "p99")),
     "cli_start": (("python", "version", "status"), ("status",)),
     "reports": (("python", "stats_monthly_by_model"), ("stats_monthly_by_model",)),
