@@ -257,12 +257,13 @@ class Daemon:
         name = path.name
         default_id = path.stem
         try:
-            stat = path.lstat()
             try:
-                raw = load_mapping(read_task_file(path), name)
+                data, stat = read_task_file(path)
             except StillWriting:
                 self.deferred.setdefault(path, time.monotonic())
                 return
+            try:
+                raw = load_mapping(data, name)
             except TaskRejected as rejected:
                 if rejected.kind in HALF_WRITTEN and time.time() - stat.st_mtime < SETTLE_S:
                     self.deferred.setdefault(path, time.monotonic())  # maybe half-written
@@ -442,6 +443,7 @@ class Daemon:
                 with anyio.CancelScope(shield=True):
                     await self.telemetry.settled()
                     await anyio.to_thread.run_sync(self._write_results, batch)
+                self.journal.done(*(done.job.path.name for done in batch if done.written))
                 for done in batch:
                     self._finished(done)
 
@@ -451,7 +453,6 @@ class Daemon:
         try:
             if not done.written:
                 return
-            self.journal.done(job.path.name)
             self.telemetry.task_state(
                 result.id,
                 result.status,

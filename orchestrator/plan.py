@@ -49,7 +49,7 @@ def plan_inbox(config: Config) -> list[PlanLine]:
 
 def _plan_file(config: Config, engine: Engine, path: Path) -> PlanLine:
     try:
-        data = read_task_file(path)
+        data, _ = read_task_file(path)
         task = parse_task(load_mapping(data, path.name), path.stem, path.name, config)
         agent = config.agents[task.agent]
         profile = (config.root / agent.profile).read_text() if agent.profile else None

@@ -35,8 +35,9 @@ class StillWriting(Exception):
     """A task file that some process still has open for writing: try again shortly."""
 
 
-def read_task_file(path: Path) -> bytes:
-    """The bytes of a claimed task file, refusing what is not a plain, finished file.
+def read_task_file(path: Path) -> tuple[bytes, os.stat_result]:
+    """The bytes of a claimed task file (and its lstat), refusing what is not a plain,
+    finished file.
 
     A read lease (Linux) proves no process has the file open for writing and keeps writers
     out while we read; a writer that still holds it raises StillWriting. Where leases are
@@ -64,7 +65,7 @@ def read_task_file(path: Path) -> bytes:
     try:
         leased = _lease(fd)
         try:
-            return _read_all(fd, MAX_TASK_BYTES + 1)
+            return _read_all(fd, MAX_TASK_BYTES + 1), info
         finally:
             if leased:
                 fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
@@ -271,11 +272,15 @@ class Journal:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self._appended = 0
 
-    def _append(self, entry: dict[str, Any]) -> None:
-        self._apply(entry)
+    def _append(self, *entries: dict[str, Any]) -> None:
+        """Apply entries and append them, in one write."""
+        if not entries:
+            return
+        for entry in entries:
+            self._apply(entry)
         if self._fd is not None:
-            os.write(self._fd, _line(entry))
-            self._appended += 1
+            os.write(self._fd, b"".join(_line(entry) for entry in entries))
+            self._appended += len(entries)
             if self._appended > COMPACT_AFTER:  # a long-running daemon: keep it small
                 self._rewrite()
 
@@ -284,8 +289,9 @@ class Journal:
         self._append({"start": name})
         return self.runs[name]
 
-    def done(self, name: str) -> None:
-        self._append({"done": name})
+    def done(self, *names: str) -> None:
+        """Claimed files that have their result (their run counts are forgotten)."""
+        self._append(*({"done": name} for name in names))
 
     def group(self, pgid: int, run_dir: Path) -> None:
         self._append({"group": pgid, "dir": str(run_dir)})
