@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -138,8 +139,20 @@ if sys.version_info < (3, 12):
             self, pid: int, callback: Callable[[int, int, *_Ts], object], *args: *_Ts
         ) -> None:
             loop = asyncio.get_running_loop()
-            pidfd = os.pidfd_open(pid)
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:  # e.g. out of file descriptors: wait in a thread, as 3.11 does
+                threading.Thread(
+                    target=self._wait_in_thread, args=(loop, pid, callback, args), daemon=True
+                ).start()
+                return
             loop.add_reader(pidfd, self._reap, loop, pid, pidfd, callback, args)
+
+        @staticmethod
+        def _wait_in_thread(
+            loop: asyncio.AbstractEventLoop, pid: int, callback: Any, args: Any
+        ) -> None:
+            loop.call_soon_threadsafe(callback, pid, _exit_code(pid), *args)
 
         @staticmethod
         def _reap(
@@ -147,13 +160,7 @@ if sys.version_info < (3, 12):
         ) -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:  # reaped elsewhere: its status is lost
-                code = 255
-            else:
-                code = os.waitstatus_to_exitcode(status)
-            callback(pid, code, *args)
+            callback(pid, _exit_code(pid), *args)
 
         def remove_child_handler(self, pid: int) -> bool:
             return True
@@ -172,6 +179,15 @@ if sys.version_info < (3, 12):
 
         def __exit__(self, *exc_info: object) -> None:
             pass
+
+
+def _exit_code(pid: int) -> int:
+    """Reap child `pid` (waiting for it) and return its exit code, negative for a signal."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped elsewhere: its status is lost (asyncio says 255)
+        return 255
+    return os.waitstatus_to_exitcode(status)
 
 
 def _watch_children_with_pidfds() -> None:

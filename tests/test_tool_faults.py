@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 import sys
 import threading
@@ -9,6 +11,7 @@ import time
 from pathlib import Path
 
 import anyio
+import pytest
 
 from orchestrator.process import BoundedBuffer, run_process
 from tests.conftest import (
@@ -127,3 +130,24 @@ async def test_many_concurrent_tools_are_waited_for_without_a_thread_each(tmp_pa
     assert codes == {n: (-9 if n == 7 else n) for n in range(40)}
     if sys.platform == "linux":  # pidfds
         assert most_threads - threads_before < 5
+
+
+async def test_tools_are_still_waited_for_when_no_pidfd_can_be_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of file descriptors for a pidfd: the child is waited for in a thread instead,
+    and its exit code still arrives."""
+    await run_process(["true"], env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, stdin=None, limit_s=9)
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    proc = await run_process(
+        [sys.executable, "-c", "raise SystemExit(5)"],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        stdin=None,
+        limit_s=30,
+    )
+    assert proc.exit_code == 5
