@@ -173,6 +173,22 @@ def test_archive_folder_removed_under_a_live_daemon(workspace: Path, daemon: Dae
     assert [p.name for p in (work / "archive").glob("*/*.yaml")] == ["second.yaml"]
 
 
+def test_a_group_write_with_one_failing_file(tmp_path: Path) -> None:
+    """Results are written as a group: one that cannot be written (its folder is gone, a
+    directory has its name) fails alone; the others are whole, and no temp file is left."""
+    (tmp_path / "taken.result.yaml").mkdir()
+    (tmp_path / "taken.result.yaml" / "inside").write_text("x")
+    files = [(tmp_path / f"r{i}.result.yaml", f"id: r{i}\n".encode() * (i + 1)) for i in range(70)]
+    files[3] = (tmp_path / "gone" / "r3.result.yaml", b"id: r3\n")
+    files[40] = (tmp_path / "taken.result.yaml", b"id: taken\n")
+    errors = atomic_write_many(files)
+    assert [i for i, e in enumerate(errors) if e is not None] == [3, 40]
+    for i, (path, data) in enumerate(files):
+        if i not in (3, 40):
+            assert path.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 # --- 4: bursts ------------------------------------------------------------------------
 
 
@@ -455,19 +471,3 @@ def test_disk_full_for_the_telemetry_database(workspace: Path) -> None:
 
 # 6's fuzzing is in test_task_fuzz.py; 7 in test_tool_faults.py; 10 in test_pipeline.py;
 # 12 in test_telemetry.py and test_pipeline.py (see docs/guarantees.md).
-
-
-def test_a_group_write_with_one_failing_file(tmp_path: Path) -> None:
-    """Results are written as a group: one that cannot be written (its folder is gone, a
-    directory has its name) fails alone; the others are whole, and no temp file is left."""
-    (tmp_path / "taken.result.yaml").mkdir()
-    (tmp_path / "taken.result.yaml" / "inside").write_text("x")
-    files = [(tmp_path / f"r{i}.result.yaml", f"id: r{i}\n".encode() * (i + 1)) for i in range(70)]
-    files[3] = (tmp_path / "gone" / "r3.result.yaml", b"id: r3\n")
-    files[40] = (tmp_path / "taken.result.yaml", b"id: taken\n")
-    errors = atomic_write_many(files)
-    assert [i for i, e in enumerate(errors) if e is not None] == [3, 40]
-    for i, (path, data) in enumerate(files):
-        if i not in (3, 40):
-            assert path.read_bytes() == data
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
