@@ -1,19 +1,23 @@
 """Run one tool process: argv list (never a shell), explicit env and cwd, its own process
 group, stdout/stderr read concurrently and bounded, a timeout that kills the whole group
 (SIGTERM, grace, SIGKILL), and an early stop when a line proves the run cannot succeed.
+
+On Linux under asyncio a run is driven by event-loop callbacks on its pipes and a pidfd
+(`_Run`); elsewhere (trio, no pidfds) by anyio's processes. Both behave the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import signal
-import sys
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -105,9 +109,7 @@ async def _pump(
             buffer.add(chunk)
             if watch is None:
                 continue
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            pending = pending[-65536:]
+            lines, pending = _whole_lines(pending, chunk)
             if any(watch(line) for line in lines):
                 on_stop()
                 return
@@ -126,59 +128,11 @@ async def _feed(process: Process, data: bytes | None) -> None:
         await stdin.aclose()
 
 
-if sys.version_info < (3, 12):
-    import asyncio
-    from typing import TypeVarTuple
-
-    _Ts = TypeVarTuple("_Ts")
-
-    class _PidfdWatcher(asyncio.AbstractChildWatcher):
-        """What Python 3.12 does: each child waited for with a pidfd in the running loop."""
-
-        def add_child_handler(
-            self, pid: int, callback: Callable[[int, int, *_Ts], object], *args: *_Ts
-        ) -> None:
-            loop = asyncio.get_running_loop()
-            try:
-                pidfd = os.pidfd_open(pid)
-            except OSError:  # e.g. out of file descriptors: wait in a thread, as 3.11 does
-                threading.Thread(
-                    target=self._wait_in_thread, args=(loop, pid, callback, args), daemon=True
-                ).start()
-                return
-            loop.add_reader(pidfd, self._reap, loop, pid, pidfd, callback, args)
-
-        @staticmethod
-        def _wait_in_thread(
-            loop: asyncio.AbstractEventLoop, pid: int, callback: Any, args: Any
-        ) -> None:
-            loop.call_soon_threadsafe(callback, pid, _exit_code(pid), *args)
-
-        @staticmethod
-        def _reap(
-            loop: asyncio.AbstractEventLoop, pid: int, pidfd: int, callback: Any, args: Any
-        ) -> None:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            callback(pid, _exit_code(pid), *args)
-
-        def remove_child_handler(self, pid: int) -> bool:
-            return True
-
-        def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
-            pass
-
-        def is_active(self) -> bool:
-            return True
-
-        def close(self) -> None:
-            pass
-
-        def __enter__(self) -> _PidfdWatcher:
-            return self
-
-        def __exit__(self, *exc_info: object) -> None:
-            pass
+def _whole_lines(partial: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
+    """The lines `chunk` completes, and what is left of a line not yet ended (its last
+    64 KiB: `watch` looks at the start of lines, as errors put them)."""
+    *lines, rest = (partial + chunk).split(b"\n")
+    return lines, rest[-65536:]
 
 
 def _exit_code(pid: int) -> int:
@@ -190,29 +144,137 @@ def _exit_code(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _watch_children_with_pidfds() -> None:
-    """Python 3.11's asyncio waits for each child in a thread of its own, started per
-    process; those threads then compete with the event loop for the GIL. A pidfd per child
-    in the running loop does the same without threads (Python 3.12 does this itself)."""
-    global _pidfds_checked
-    _pidfds_checked = True
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
+class _Run:
+    """One tool process driven by event-loop callbacks (Linux, asyncio): its pipes and a
+    pidfd sit in the loop's selector, with no task per stream and no thread per child.
+    This costs the event loop about half of what asyncio's subprocess transports do."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        proc: subprocess.Popen[bytes],
+        buffers: tuple[BoundedBuffer, BoundedBuffer],
+        watch: Callable[[bytes], bool] | None,
+        stdin: bytes,
+    ) -> None:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.loop = loop
+        self.proc = proc
+        self.streams = {proc.stdout.fileno(): buffers[0], proc.stderr.fileno(): buffers[1]}
+        self.files = {proc.stdout.fileno(): proc.stdout, proc.stderr.fileno(): proc.stderr}
+        self.partial = dict.fromkeys(self.streams, b"")  # a line not yet ended, per stream
+        self.watch = watch
+        self.stdin = memoryview(stdin)
+        self.writing = False
+        self.code: int | None = None  # the exit code, once reaped
+        self.stopped = False  # `watch` asked to stop
+        self.watching = False  # for the exit (a pidfd in the loop, or a thread)
+        self.wake = anyio.Event()
+
+    def start(self) -> None:
+        try:
+            pidfd = os.pidfd_open(self.proc.pid)
+        except OSError:  # e.g. out of file descriptors: wait in a thread
+            threading.Thread(target=self._wait_in_thread, daemon=True).start()
+        else:
+            self.loop.add_reader(pidfd, self._exited, pidfd)
+        self.watching = True
+        for fd in self.streams:
+            os.set_blocking(fd, False)
+            self.loop.add_reader(fd, self._read, fd)
+        assert self.proc.stdin is not None
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self._write()
+
+    async def until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self.wake = anyio.Event()
+            await self.wake.wait()
+
+    def _write(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        while self.stdin:
+            try:
+                written = os.write(stdin.fileno(), self.stdin)
+            except BlockingIOError:  # the pipe is full: go on when the tool has read
+                if not self.writing:
+                    self.loop.add_writer(stdin.fileno(), self._write)
+                    self.writing = True
+                return
+            except OSError:  # the tool closed its stdin (EPIPE)
+                break
+            self.stdin = self.stdin[written:]
+        self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.closed:
+            if self.writing:
+                self.loop.remove_writer(stdin.fileno())
+                self.writing = False
+            stdin.close()
+
+    def _read(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._close_stream(fd)
+            self.wake.set()
+            return
+        self.streams[fd].add(chunk)
+        if self.watch is None or self.stopped:
+            return
+        lines, self.partial[fd] = _whole_lines(self.partial[fd], chunk)
+        if any(self.watch(line) for line in lines):
+            self.stopped = True
+            self.wake.set()
+
+    def _close_stream(self, fd: int) -> None:
+        self.loop.remove_reader(fd)
+        del self.streams[fd]
+        self.files.pop(fd).close()  # through its file object only: never closed twice
+
+    def stop_reading(self) -> None:
+        for fd in list(self.streams):
+            self._close_stream(fd)
+        self._close_stdin()
+
+    def _exited(self, pidfd: int) -> None:
+        self.loop.remove_reader(pidfd)
+        os.close(pidfd)
+        self.reaped(_exit_code(self.proc.pid))
+
+    def _wait_in_thread(self) -> None:
+        code = _exit_code(self.proc.pid)
+        self.loop.call_soon_threadsafe(self.reaped, code)
+
+    def reaped(self, code: int) -> None:
+        self.code = self.proc.returncode = code
+        self.wake.set()
+
+
+def _lean_runs() -> bool:
+    """Can tools run as `_Run`s here: an asyncio loop, and pidfds (Linux 5.3+)?"""
+    global _PIDFDS
     try:
         asyncio.get_running_loop()
-        os.close(os.pidfd_open(os.getpid()))
-    except RuntimeError:  # not asyncio (trio does without threads already)
-        return
-    except OSError:  # a kernel older than 5.3, or a seccomp filter
-        return
-    import warnings
+    except RuntimeError:  # trio
+        return False
+    if _PIDFDS is None:
+        try:
+            os.close(os.pidfd_open(os.getpid()))  # type: ignore[attr-defined,unused-ignore]
+            _PIDFDS = True
+        except (AttributeError, OSError):  # not Linux, an old kernel, a seccomp filter
+            _PIDFDS = False
+    return _PIDFDS
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        asyncio.set_child_watcher(_PidfdWatcher())
 
-
-_pidfds_checked = False
+_PIDFDS: bool | None = None
 
 
 async def run_process(
@@ -233,8 +295,79 @@ async def run_process(
 
     On cancellation (shutdown, `cancel`), the process group is killed before returning.
     """
-    if not _pidfds_checked:
-        _watch_children_with_pidfds()
+    run = _run_lean if _lean_runs() else _run_portable
+    return await run(argv, env, cwd, stdin or b"", limit_s, watch, max_bytes, grace, on_start)
+
+
+async def _run_lean(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    stdin: bytes,
+    limit_s: float,
+    watch: Callable[[bytes], bool] | None,
+    max_bytes: int,
+    grace: float,
+    on_start: Callable[[int], None] | None,
+) -> ProcessResult:
+    started = time.monotonic()
+    out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
+    # Popen blocks only while the child starts (as inside asyncio's own subprocesses).
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        bufsize=0,
+    )
+    run = _Run(asyncio.get_running_loop(), proc, (out, err), watch, stdin)
+    timed_out = False
+    try:
+        run.start()
+        if on_start is not None:
+            on_start(proc.pid)  # the process group id: the tool is its group's leader
+        with anyio.move_on_after(limit_s) as scope:
+            await run.until(lambda: run.stopped or run.code is not None)
+            # The tool exited; a grandchild may still hold its pipes open.
+            with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
+                await run.until(lambda: run.stopped or not run.streams)
+        timed_out = scope.cancelled_caught
+    finally:
+        with anyio.CancelScope(shield=True):
+            run.stop_reading()
+            if kill_group(proc.pid, signal.SIGTERM) and run.code is None:
+                with anyio.move_on_after(grace):
+                    await run.until(lambda: run.code is not None)
+            kill_group(proc.pid, signal.SIGKILL)
+            if not run.watching:  # start() failed before it watched for the exit
+                run.reaped(_exit_code(proc.pid))
+            await run.until(lambda: run.code is not None)
+    return ProcessResult(
+        exit_code=run.code if not (timed_out or run.stopped) else None,
+        stdout=out.value(),
+        stderr=err.value(),
+        duration_s=time.monotonic() - started,
+        timed_out=timed_out,
+        stopped_early=run.stopped,
+        truncated=bool(out.dropped or err.dropped),
+    )
+
+
+async def _run_portable(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    stdin: bytes,
+    limit_s: float,
+    watch: Callable[[bytes], bool] | None,
+    max_bytes: int,
+    grace: float,
+    on_start: Callable[[int], None] | None,
+) -> ProcessResult:
+    """The same with anyio's processes (trio, or where there are no pidfds)."""
     started = time.monotonic()
     out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
     timed_out = stopped = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from orchestrator import process
 from orchestrator.process import BoundedBuffer, run_process
 from tests.conftest import (
     FAKE_TOOL,
@@ -151,3 +153,77 @@ async def test_tools_are_still_waited_for_when_no_pidfd_can_be_opened(
         limit_s=30,
     )
     assert proc.exit_code == 5
+
+
+@pytest.fixture(params=["lean", "portable"])
+def runner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of running a tool: event-loop callbacks with a pidfd (Linux, asyncio) and
+    anyio's processes (elsewhere)."""
+    if request.param == "portable":
+        monkeypatch.setattr(process, "_lean_runs", lambda: False)
+    elif not sys.platform.startswith("linux"):
+        pytest.skip("pidfds are Linux's")
+    return str(request.param)
+
+
+async def test_a_prompt_larger_than_a_pipe_goes_in_whole(runner: str, tmp_path: Path) -> None:
+    prompt = "".join(f"line {i}: {'é' * 40}\n" for i in range(8000))  # ~400 KB
+    proc = await run_process(
+        ["python3", FAKE_TOOL],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        stdin=prompt.encode(),
+        limit_s=60,
+    )
+    assert proc.exit_code == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"] == prompt
+
+
+async def test_exit_codes_and_signals(runner: str, tmp_path: Path) -> None:
+    async def code(prompt: str) -> int | None:
+        proc = await run_process(
+            ["python3", FAKE_TOOL],
+            env={"PATH": "/usr/bin:/bin"},
+            cwd=tmp_path,
+            stdin=prompt.encode(),
+            limit_s=60,
+        )
+        return proc.exit_code
+
+    assert await code("EXIT=3\n") == 3
+    assert await code("KILL_SELF\n") == -9
+    assert await code("hello\n") == 0
+
+
+async def test_timeout_kills_the_group(runner: str, tmp_path: Path) -> None:
+    pidfile = tmp_path / "gc.pid"
+    started = time.monotonic()
+    proc = await run_process(
+        ["python3", FAKE_TOOL],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        stdin=f"GRANDCHILD={pidfile}\nIGNORE_TERM\nSLEEP=60\n".encode(),
+        limit_s=1.0,
+        grace=0.3,
+    )
+    assert proc.timed_out and proc.exit_code is None
+    assert time.monotonic() - started < 10
+    wait_for(lambda: process_gone(int(pidfile.read_text())), timeout=5, what="grandchild gone")
+
+
+async def test_a_line_that_proves_failure_stops_the_run(runner: str, tmp_path: Path) -> None:
+    script = (
+        "import sys, time\nprint('working', flush=True)\nprint('FATAL', flush=True)\ntime.sleep(60)"
+    )
+    started = time.monotonic()
+    proc = await run_process(
+        [sys.executable, "-c", script],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        stdin=None,
+        limit_s=60,
+        watch=lambda line: line == b"FATAL",
+    )
+    assert proc.stopped_early and proc.exit_code is None
+    assert proc.stdout.startswith(b"working\nFATAL\n")
+    assert time.monotonic() - started < 10
