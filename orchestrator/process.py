@@ -295,41 +295,58 @@ async def run_process(
 
     On cancellation (shutdown, `cancel`), the process group is killed before returning.
     """
-    run = _run_lean if _lean_runs() else _run_portable
-    return await run(argv, env, cwd, stdin or b"", limit_s, watch, max_bytes, grace, on_start)
-
-
-async def _run_lean(
-    argv: list[str],
-    env: Mapping[str, str],
-    cwd: Path,
-    stdin: bytes,
-    limit_s: float,
-    watch: Callable[[bytes], bool] | None,
-    max_bytes: int,
-    grace: float,
-    on_start: Callable[[int], None] | None,
-) -> ProcessResult:
+    spec = _Spec(argv, env, cwd, stdin or b"", limit_s, watch, grace, on_start)
     started = time.monotonic()
     out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
+    run = _run_lean if _lean_runs() else _run_portable
+    code, timed_out, stopped = await run(spec, out, err)
+    return ProcessResult(
+        exit_code=code if not (timed_out or stopped) else None,
+        stdout=out.value(),
+        stderr=err.value(),
+        duration_s=time.monotonic() - started,
+        timed_out=timed_out,
+        stopped_early=stopped,
+        truncated=bool(out.dropped or err.dropped),
+    )
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What `run_process` was asked to run, for the two ways of running it."""
+
+    argv: list[str]
+    env: Mapping[str, str]
+    cwd: Path
+    stdin: bytes
+    limit_s: float
+    watch: Callable[[bytes], bool] | None
+    grace: float
+    on_start: Callable[[int], None] | None
+
+
+_Outcome = tuple[int | None, bool, bool]  # exit code, timed out, stopped early
+
+
+async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Outcome:
     # Popen blocks only while the child starts (as inside asyncio's own subprocesses).
     proc = subprocess.Popen(  # noqa: ASYNC220
-        argv,
+        spec.argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=dict(env),
-        cwd=cwd,
+        env=dict(spec.env),
+        cwd=spec.cwd,
         start_new_session=True,
         bufsize=0,
     )
-    run = _Run(asyncio.get_running_loop(), proc, (out, err), watch, stdin)
+    run = _Run(asyncio.get_running_loop(), proc, (out, err), spec.watch, spec.stdin)
     timed_out = False
     try:
         run.start()
-        if on_start is not None:
-            on_start(proc.pid)  # the process group id: the tool is its group's leader
-        with anyio.move_on_after(limit_s) as scope:
+        if spec.on_start is not None:
+            spec.on_start(proc.pid)  # the process group id: the tool is its group's leader
+        with anyio.move_on_after(spec.limit_s) as scope:
             await run.until(lambda: run.stopped or run.code is not None)
             # The tool exited; a grandchild may still hold its pipes open.
             with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
@@ -339,48 +356,28 @@ async def _run_lean(
         with anyio.CancelScope(shield=True):
             run.stop_reading()
             if kill_group(proc.pid, signal.SIGTERM) and run.code is None:
-                with anyio.move_on_after(grace):
+                with anyio.move_on_after(spec.grace):
                     await run.until(lambda: run.code is not None)
             kill_group(proc.pid, signal.SIGKILL)
             if not run.watching:  # start() failed before it watched for the exit
                 run.reaped(_exit_code(proc.pid))
             await run.until(lambda: run.code is not None)
-    return ProcessResult(
-        exit_code=run.code if not (timed_out or run.stopped) else None,
-        stdout=out.value(),
-        stderr=err.value(),
-        duration_s=time.monotonic() - started,
-        timed_out=timed_out,
-        stopped_early=run.stopped,
-        truncated=bool(out.dropped or err.dropped),
-    )
+    return run.code, timed_out, run.stopped
 
 
-async def _run_portable(
-    argv: list[str],
-    env: Mapping[str, str],
-    cwd: Path,
-    stdin: bytes,
-    limit_s: float,
-    watch: Callable[[bytes], bool] | None,
-    max_bytes: int,
-    grace: float,
-    on_start: Callable[[int], None] | None,
-) -> ProcessResult:
+async def _run_portable(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Outcome:
     """The same with anyio's processes (trio, or where there are no pidfds)."""
-    started = time.monotonic()
-    out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
     timed_out = stopped = False
     process = await anyio.open_process(
-        argv,
+        spec.argv,
         stdin=-1,  # subprocess.PIPE
-        env=dict(env),
-        cwd=cwd,
+        env=dict(spec.env),
+        cwd=spec.cwd,
         start_new_session=True,
     )
     try:
-        if on_start is not None:
-            on_start(process.pid)  # the process group id: the tool is its group's leader
+        if spec.on_start is not None:
+            spec.on_start(process.pid)  # the process group id: the tool is its group's leader
         out_done, err_done = anyio.Event(), anyio.Event()
         async with anyio.create_task_group() as io:
 
@@ -389,10 +386,10 @@ async def _run_portable(
                 stopped = True
                 io.cancel_scope.cancel()
 
-            io.start_soon(_pump, process.stdout, out, watch, stop_early, out_done)
-            io.start_soon(_pump, process.stderr, err, watch, stop_early, err_done)
-            with anyio.move_on_after(limit_s) as scope:
-                await _feed(process, stdin)  # the pumps drain meanwhile: no deadlock
+            io.start_soon(_pump, process.stdout, out, spec.watch, stop_early, out_done)
+            io.start_soon(_pump, process.stderr, err, spec.watch, stop_early, err_done)
+            with anyio.move_on_after(spec.limit_s) as scope:
+                await _feed(process, spec.stdin)  # the pumps drain meanwhile: no deadlock
                 await process.wait()
                 # The tool exited; a grandchild may still hold its pipes open.
                 with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
@@ -402,14 +399,6 @@ async def _run_portable(
             io.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
-            await _stop_group(process, grace if process.returncode is None else 0)
+            await _stop_group(process, spec.grace if process.returncode is None else 0)
             await process.aclose()
-    return ProcessResult(
-        exit_code=process.returncode if not (timed_out or stopped) else None,
-        stdout=out.value(),
-        stderr=err.value(),
-        duration_s=time.monotonic() - started,
-        timed_out=timed_out,
-        stopped_early=stopped,
-        truncated=bool(out.dropped or err.dropped),
-    )
+    return process.returncode, timed_out, stopped
