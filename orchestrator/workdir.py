@@ -228,15 +228,15 @@ def _group_belongs_to(pgid: int, run_dir: Path) -> bool:
 
 
 class Journal:
-    """An append-only log, work/.journal: how many runs each claimed file has
-    started (for quarantine) and which process group each tool runs in (for the next
-    daemon to kill, if this one dies). One small write per entry and no file per task:
-    creating and deleting files is what costs on a busy filesystem.
+    """An append-only log, work/.journal: how many runs of each claimed file were
+    started and not seen to end (for quarantine) and which process group each tool runs
+    in (for the next daemon to kill, if this one dies). One small write per entry and no
+    file per task: creating and deleting files is what costs on a busy filesystem.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.runs: dict[str, int] = {}  # claimed file name -> runs started
+        self.runs: dict[str, int] = {}  # claimed file name -> runs started, not ended
         self.groups: dict[str, int] = {}  # run folder -> process group id
         self._fd: int | None = None
         self._appended = 0
@@ -250,6 +250,9 @@ class Journal:
     def _apply(self, entry: dict[str, Any]) -> None:
         if "start" in entry:
             self.runs[entry["start"]] = self.runs.get(entry["start"], 0) + 1
+        elif "ran" in entry:
+            if (left := self.runs.pop(entry["ran"], 0) - 1) > 0:
+                self.runs[entry["ran"]] = left
         elif "done" in entry:
             self.runs.pop(entry["done"], None)
         elif "group" in entry:
@@ -288,6 +291,11 @@ class Journal:
         """Count one more run of a claimed file (before it runs); return the count."""
         self._append({"start": name})
         return self.runs[name]
+
+    def ran(self, name: str) -> None:
+        """A run has ended with this daemon alive: it no longer counts against the file,
+        even if the daemon dies before the result is written."""
+        self._append({"ran": name})
 
     def done(self, *names: str) -> None:
         """Claimed files that have their result (their run counts are forgotten)."""

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.workdir import atomic_write_many
+from orchestrator.workdir import Journal, atomic_write_many
 from tests.conftest import (
     Daemon,
     base_config,
@@ -335,6 +335,30 @@ def test_a_task_that_kills_the_daemon_is_quarantined(workspace: Path) -> None:
     assert result(workspace, "fine")["status"] == "succeeded"
     journal = (workspace / "work" / ".journal").read_text()
     assert '{"done": "poison.yaml"}' in journal  # the count is settled
+
+
+def test_the_journal_counts_runs_that_did_not_end(tmp_path: Path) -> None:
+    """A run whose tool ended while the daemon lived is not counted against its file, even
+    when its result is not written yet: with one slot, the next task may kill the daemon
+    in that gap (the finisher writes results after the slot is free)."""
+    journal = Journal(tmp_path / ".journal")
+    journal.open(set())
+    journal.start("innocent.yaml")
+    journal.start("poison.yaml")
+    journal.ran("innocent.yaml")
+    journal.start("twice.yaml")
+    journal.start("twice.yaml")
+    journal.ran("twice.yaml")
+    journal.ran("never-started.yaml")  # a stray entry changes nothing
+    journal.close()
+    again = Journal(tmp_path / ".journal")
+    again.load()
+    assert again.runs == {"poison.yaml": 1, "twice.yaml": 1}
+    again.open({"poison.yaml"})  # compacted: only files still claimed
+    again.close()
+    third = Journal(tmp_path / ".journal")
+    third.load()
+    assert third.runs == {"poison.yaml": 1}
 
 
 # --- 9: cancel and retry --------------------------------------------------------------
