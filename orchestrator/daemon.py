@@ -31,18 +31,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import yaml
 
 from orchestrator import control, pricing, workflow
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import Engine, execute, iso, now_utc
 from orchestrator.jobs import Job, JobQueue
+from orchestrator.outbox import Finished, write_results
 from orchestrator.taskbook import TaskBook
 from orchestrator.tasks import (
     Result,
     Task,
     compose_prompt,
-    dump_yaml,
     error_info,
     id_problem,
     load_mapping,
@@ -56,7 +55,6 @@ from orchestrator.workdir import (
     StillWriting,
     Workdir,
     atomic_write,
-    atomic_write_many,
     read_task_file,
 )
 
@@ -70,21 +68,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LARGE_OUTPUT_BYTES = 256 * 1024
 DEFER_POLL_S = 0.05
 SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
 HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
 DEFAULT_GRACE_S = 30.0
-
-
-@dataclass
-class Finished:
-    """A job whose result is decided, on its way to outbox/."""
-
-    job: Job
-    result: Result
-    follow_up: tuple[Path, str] | None = None
-    written: bool = False
 
 
 @dataclass
@@ -444,7 +431,7 @@ class Daemon:
                         break
                 with anyio.CancelScope(shield=True):
                     await self.telemetry.settled()
-                    await anyio.to_thread.run_sync(self._write_results, batch)
+                    await anyio.to_thread.run_sync(write_results, self.workdir, batch)
                 self.journal.done(*(done.job.path.name for done in batch if done.written))
                 for done in batch:
                     self._finished(done)
@@ -571,57 +558,6 @@ class Daemon:
         verdict = control.cancelled_result(task_id, agent, where)
         self._deliver(Job((-1, 0.0, next(self.order)), job.path, verdict=verdict))
         return f"cancelled while {where}"
-
-    def _write_results(self, batch: list[Finished]) -> None:
-        """(In a worker thread.) For each result: the follow-up (if any), then the result
-        (atomically), then the task file leaves running/. A crash between any two steps
-        repeats no step's effect at the next start. The results are written as one group
-        (one journal commit for the batch rather than one per file)."""
-        texts = []
-        for done in batch:
-            try:
-                texts.append((done, self._prepare(done.result, done.follow_up)))
-            except OSError:
-                log.exception("cannot write the follow-up or output of %s", done.result.id)
-        files = [(self.workdir.result_path(d.result.id), text) for d, text in texts]
-        for (done, _), error in zip(texts, atomic_write_many(files), strict=True):
-            try:
-                if error is not None:
-                    raise error
-                self.workdir.archive_file(done.job.path, now_utc())
-            except OSError:  # e.g. the disk is full: the file stays in running/
-                log.exception(
-                    "cannot write the result of %s; retried at the next start", done.result.id
-                )
-            else:
-                done.written = True
-
-    def _prepare(self, result: Result, follow_up: tuple[Path, str] | None) -> bytes:
-        """The follow-up's task file and a large output's file are written; the result
-        file's bytes are returned."""
-        if follow_up is not None:
-            atomic_write(follow_up[0], follow_up[1].encode("utf-8"))
-        if result.output is not None and len(result.output) > LARGE_OUTPUT_BYTES:
-            out = self.workdir.outbox / f"{result.id}.output.txt"
-            atomic_write(out, result.output.encode("utf-8"))
-            result.output, result.output_file = None, out.name
-        try:
-            text = dump_yaml(result.document())
-        except (yaml.YAMLError, UnicodeError, RecursionError) as exc:  # still one result
-            log.exception("cannot render the result of %s", result.id)
-            text = dump_yaml(
-                Result(
-                    id=result.id,
-                    status="failed",
-                    agent=result.agent,
-                    error=error_info(
-                        "internal_error",
-                        f"result not renderable: {exc}",
-                        "this is a bug in the orchestrator: please report it",
-                    ),
-                ).document()
-            )
-        return text.encode("utf-8")
 
     def _migrate(self) -> None:
         """Schema up to date, and the daily rollup built for the budgets' time zone."""

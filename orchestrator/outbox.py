@@ -1,0 +1,93 @@
+"""The last stage: decided results become files in outbox/, and their task files leave
+running/ for the archive.
+
+Runs in a worker thread, a batch at a time. For each result, in this order: the follow-up
+task file (if the result hands off), a large output's own file, the result file, then the
+task file's move to the archive. A crash between any two steps repeats no step's effect at
+the next start: a task file still in running/ whose result exists is only archived.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import yaml
+
+from orchestrator.execute import now_utc
+from orchestrator.tasks import Result, dump_yaml, error_info
+from orchestrator.workdir import atomic_write, atomic_write_many
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from orchestrator.jobs import Job
+    from orchestrator.workdir import Workdir
+
+log = logging.getLogger(__name__)
+
+LARGE_OUTPUT_BYTES = 256 * 1024  # a longer output goes to <id>.output.txt beside the result
+
+
+@dataclass
+class Finished:
+    """A job whose result is decided, on its way to outbox/."""
+
+    job: Job
+    result: Result
+    follow_up: tuple[Path, str] | None = None  # (task file, its text) of a handoff
+    written: bool = False
+
+
+def write_results(workdir: Workdir, batch: list[Finished]) -> None:
+    """Write a batch; each that made it is marked `written`. The result files are written
+    as one group (one commit of the filesystem's metadata rather than one per file). A
+    result that cannot be written (the disk is full) leaves its task file in running/,
+    to be tried again at the next start."""
+    texts = []
+    for done in batch:
+        try:
+            texts.append((done, _render(workdir, done.result, done.follow_up)))
+        except OSError:
+            log.exception("cannot write the follow-up or output of %s", done.result.id)
+    files = [(workdir.result_path(done.result.id), text) for done, text in texts]
+    for (done, _), error in zip(texts, atomic_write_many(files), strict=True):
+        try:
+            if error is not None:
+                raise error
+            workdir.archive_file(done.job.path, now_utc())
+        except OSError:
+            log.exception(
+                "cannot write the result of %s; retried at the next start", done.result.id
+            )
+        else:
+            done.written = True
+
+
+def _render(workdir: Workdir, result: Result, follow_up: tuple[Path, str] | None) -> bytes:
+    """Write the follow-up's task file and a large output's file; return the bytes of
+    the result file (always one: a result that cannot be rendered becomes a failure)."""
+    if follow_up is not None:
+        atomic_write(follow_up[0], follow_up[1].encode("utf-8"))
+    if result.output is not None and len(result.output) > LARGE_OUTPUT_BYTES:
+        out = workdir.outbox / f"{result.id}.output.txt"
+        atomic_write(out, result.output.encode("utf-8"))
+        result.output, result.output_file = None, out.name
+    try:
+        text = dump_yaml(result.document())
+    except (yaml.YAMLError, UnicodeError, RecursionError) as exc:
+        log.exception("cannot render the result of %s", result.id)
+        text = dump_yaml(
+            Result(
+                id=result.id,
+                status="failed",
+                agent=result.agent,
+                error=error_info(
+                    "internal_error",
+                    f"result not renderable: {exc}",
+                    "this is a bug in the orchestrator: please report it",
+                ),
+            ).document()
+        )
+    return text.encode("utf-8")
