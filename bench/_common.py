@@ -142,12 +142,44 @@ def machine() -> dict[str, str]:
     }
 
 
+def filesystem(folder: Path) -> str:
+    """The mount a folder is on: its type and source, from /proc/self/mounts."""
+    folder = folder.resolve()
+    best, found = Path("/"), "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            source, point, kind = line.split()[:3]
+            mount = Path(point.replace("\\040", " "))
+            if folder.is_relative_to(mount) and len(mount.parts) >= len(best.parts):
+                best, found = mount, f"{kind} on {source}"
+    return found
+
+
+def file_create_us(folder: Path, count: int = 200) -> float:
+    """Mean cost of creating one empty file in a fresh folder under `folder`, in µs: the
+    one piece of a result's file work that no writer can skip (one new file per task)."""
+    probe = Path(tempfile.mkdtemp(prefix="orchestrator-bench-probe-", dir=folder))
+    try:
+        started = time.perf_counter()
+        for i in range(count):
+            os.close(os.open(probe / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        return (time.perf_counter() - started) / count * 1e6
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def header(name: str, sizes: Mapping[str, object]) -> None:
     m = machine()
     info(
         name,
         f"{m['cores']} cores, {m['cpu']}, {m['ram']} RAM, Python {m['python']}, "
         f"load average {m['load']}",
+    )
+    temp = Path(tempfile.gettempdir())
+    info(
+        name,
+        f"workspaces in {temp} ({filesystem(temp)}; set TMPDIR to move them), "
+        f"creating an empty file there takes {file_create_us(temp):.0f} µs",
     )
     info(name, ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
