@@ -42,9 +42,9 @@ class Finished:
 
 def write_results(workdir: Workdir, batch: list[Finished]) -> None:
     """Write a batch; each that made it is marked `written`. The result files are written
-    as one group (one commit of the filesystem's metadata rather than one per file). A
-    result that cannot be written (the disk is full) leaves its task file in running/,
-    to be tried again at the next start."""
+    as one group (all written before the first fsync, so their data goes to the disk
+    together). A result that cannot be written (the disk is full) leaves its task file
+    in running/, to be tried again at the next start."""
     texts = []
     for done in batch:
         try:
