@@ -143,8 +143,8 @@ GROUP_MAX = 64  # files open at once in a group write
 
 def atomic_write_many(files: Sequence[tuple[Path, bytes]]) -> list[OSError | None]:
     """`atomic_write` (durable) for many files, as a group commit: all are written and
-    their write-back started before the first fsync, so one journal commit serves them
-    all instead of one commit per file. Returns each file's error, or None."""
+    their write-back started before the first fsync, so (on a journaling filesystem) one
+    commit serves them all instead of one per file. Returns each file's error, or None."""
     errors: list[OSError | None] = [None] * len(files)
     for start in range(0, len(files), GROUP_MAX):
         opened: list[tuple[int, int, Path]] = []
