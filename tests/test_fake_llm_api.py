@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import realcli
+from tests.conftest import wait_for
 from tests.fake_llm_api import (
     DEFAULT_USAGE,
     FakeLLMAPI,
@@ -415,7 +416,7 @@ def test_stop_cuts_a_delay_short() -> None:
         target=lambda: replies.append(call_provider(api, "anthropic", "FAKE_DELAY=30"))
     )
     waiter.start()
-    time.sleep(0.3)  # the request is in, sleeping
+    wait_for(lambda: api.arrivals, timeout=10, what="the request")  # in, and sleeping
     assert api.arrivals == [("anthropic", "FAKE_DELAY=30")]
     assert api.requests == []  # recorded once answered
     started = time.monotonic()
