@@ -1,5 +1,5 @@
-"""The daemon: wires watcher → claim → parse → queue → execute → result with one anyio
-task group tree, and shuts down gracefully.
+"""The daemon: wires the stages (watcher → claim → intake: parse, validate, queue →
+execute → outbox: the result) with one anyio task group tree, and shuts down gracefully.
 
     outer ── telemetry writer (outlives the jobs, drains at the end), signals
       └── finishing ── the finisher: writes results in batches (outlives the jobs)
@@ -19,44 +19,28 @@ signal cancels at once.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import os
 import signal
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
-from orchestrator import control, pricing, workflow
-from orchestrator.errors import TaskRejected
+from orchestrator import control, pricing
 from orchestrator.execute import Engine, execute, iso, now_utc
+from orchestrator.intake import Intake
 from orchestrator.jobs import Job, JobQueue
 from orchestrator.outbox import Finished, write_results
 from orchestrator.taskbook import TaskBook
-from orchestrator.tasks import (
-    Result,
-    Task,
-    compose_prompt,
-    error_info,
-    id_problem,
-    load_mapping,
-    parse_task,
-)
+from orchestrator.tasks import Result, error_info
 from orchestrator.telemetry.store import connect, ensure_daily, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import (
-    Journal,
-    StillWriting,
-    Workdir,
-    atomic_write,
-    read_task_file,
-)
+from orchestrator.workdir import Journal, Workdir, atomic_write
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -68,9 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFER_POLL_S = 0.05
-SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
-HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
+DEFER_POLL_S = 0.05  # how often files still being written are looked at again
 DEFAULT_GRACE_S = 30.0
 
 
@@ -104,12 +86,12 @@ class Daemon:
         self.slots = anyio.Semaphore(options.concurrency)
         self.active = 0
         self.book = TaskBook(config, self.workdir)
+        self.intake = Intake(
+            config, self.workdir, self.book, self.queue, self.telemetry, self._deliver
+        )
         self.idle = anyio.Event()
-        self.order = itertools.count()
-        self.profiles: dict[str, str | None] = {}
-        self.deferred: dict[Path, float] = {}  # claimed files still being written
         self.running_scopes: dict[str, anyio.CancelScope] = {}  # for `cancel`
-        self.intake: TaskGroup
+        self.intake_group: TaskGroup
         self.jobs: TaskGroup
         self.finished: MemoryObjectSendStream[Finished]
         self.jobs_started = False
@@ -126,7 +108,7 @@ class Daemon:
             self.journal.open({p.name for p in self.workdir.in_running()})
             for path in self.workdir.in_running():
                 log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)
-                self.admit_claimed(path, recovered=True)
+                self.intake.admit(path, recovered=True)
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self.telemetry.run)
                 outer.start_soon(anyio.to_thread.run_sync, pricing.warm_up)
@@ -148,7 +130,7 @@ class Daemon:
 
     async def _run_jobs(self) -> None:
         async with anyio.create_task_group() as jobs, anyio.create_task_group() as intake:
-            self.intake, self.jobs = intake, jobs
+            self.intake_group, self.jobs = intake, jobs
             self.jobs_started = True
             intake.start_soon(self._dispatch, jobs)
             intake.start_soon(self._retry_deferred)
@@ -178,7 +160,7 @@ class Daemon:
                     self.options.grace_s,
                     self.active,
                 )
-                self.intake.cancel_scope.cancel()
+                self.intake_group.cancel_scope.cancel()
                 break
             with anyio.move_on_after(self.options.grace_s):
                 async for _ in signals:
@@ -199,26 +181,26 @@ class Daemon:
             return
         claimed = self.workdir.claim(path)
         if claimed is not None:
-            self.admit_claimed(claimed)
+            self.intake.admit(claimed)
 
     async def _retry_deferred(self) -> None:
         """Files that were still being written when claimed: look again shortly."""
         while True:
             await anyio.sleep(DEFER_POLL_S)
-            for path in list(self.deferred):
-                self.admit_claimed(path)
+            for path in list(self.intake.deferred):
+                self.intake.admit(path)
 
     async def _drain_once(self, intake: TaskGroup) -> None:
         """--once: take what is in the inbox (and what the tasks hand off), then stop."""
         while True:
             for path in [*self.workdir.control_requests(), *self.workdir.pending()]:
                 self._take(path)
-            if not len(self.queue) and not self.active and not self.deferred:
+            if not len(self.queue) and not self.active and not self.intake.deferred:
                 if not self.workdir.pending():
                     break
                 continue
             self.idle = anyio.Event()
-            with anyio.move_on_after(DEFER_POLL_S if self.deferred else math.inf):
+            with anyio.move_on_after(DEFER_POLL_S if self.intake.deferred else math.inf):
                 await self.idle.wait()
         intake.cancel_scope.cancel()
 
@@ -238,146 +220,6 @@ class Daemon:
                 self.workdir.unclaim(job.path)
                 if job.task is not None:
                     self.book.in_flight.discard(job.task.id)
-
-    def admit_claimed(self, path: Path, *, recovered: bool = False) -> None:
-        """Parse a claimed file and queue it (a rejection is queued too: it needs a result)."""
-        name = path.name
-        default_id = path.stem
-        try:
-            try:
-                data, stat = read_task_file(path)
-            except StillWriting:
-                self.deferred.setdefault(path, time.monotonic())
-                return
-            try:
-                raw = load_mapping(data, name)
-            except TaskRejected as rejected:
-                if rejected.kind in HALF_WRITTEN and time.time() - stat.st_mtime < SETTLE_S:
-                    self.deferred.setdefault(path, time.monotonic())  # maybe half-written
-                    return
-                raise
-            self.deferred.pop(path, None)
-            task = parse_task(raw, default_id, name, self.config)
-            if recovered and self.workdir.result_path(task.id).exists():
-                log.info("%s already has its result; archiving", name)
-                self.book.ensure_follow_up(task)
-                self.workdir.archive_file(path, now_utc())
-                return
-            self._check_duplicate(task, path)
-            prompt = compose_prompt(
-                task,
-                self.config.root,
-                name,
-                self._profile(task.agent),
-                self._instructions(task.agent),
-            )
-        except TaskRejected as rejected:
-            self.deferred.pop(path, None)
-            self._queue_rejection(path, default_id, rejected)
-            return
-        except OSError as exc:
-            self.deferred.pop(path, None)
-            log.warning("cannot read %s: %s", name, exc)
-            return
-        self.book.in_flight.add(task.id)
-        self._schedule(
-            Job((task.priority_rank, stat.st_mtime, next(self.order)), path, task, prompt)
-        )
-
-    def _schedule(self, job: Job) -> None:
-        """Queue a job whose dependencies succeeded; park it while they are pending."""
-        task = job.task
-        assert task is not None
-        deps = self.book.dependencies(task)
-        if deps.failed is not None:
-            dep, state = deps.failed
-            self._reject_job(
-                job,
-                TaskRejected(
-                    "dependency_failed",
-                    f"{task.id}: dependency {dep!r} ended as {state}",
-                    f"fix it and `orchestrator retry {dep}`, then submit this task again "
-                    "(or set on_dependency_failure: run)",
-                ),
-            )
-            return
-        now = iso(now_utc())
-        fields = {
-            "agent": task.agent,
-            "priority": task.priority,
-            "parent_task": task.previous_task,
-            "chain_id": task.chain_id or task.id,
-        }
-        if deps.ready:
-            self.queue.put(job)
-            self.telemetry.task_state(task.id, "queued", now, **fields)
-            return
-        cycle = self.book.cycle(task)
-        if cycle is not None:
-            named = " -> ".join(cycle)
-            for member in dict.fromkeys(cycle):
-                parked = job if member == task.id else self.book.waiting.pop(member, None)
-                if parked is not None:
-                    self._reject_job(
-                        parked,
-                        TaskRejected(
-                            "dependency_cycle",
-                            f"{member}: the dependencies form a cycle: {named}",
-                            "remove one of these dependencies",
-                        ),
-                    )
-            return
-        self.book.park(job)
-        log.info("%s waits for %s", task.id, ", ".join(deps.waiting_for))
-        self.telemetry.task_state(
-            task.id, "waiting", now, waiting_for=", ".join(deps.waiting_for), **fields
-        )
-
-    def _reject_job(self, job: Job, rejected: TaskRejected) -> None:
-        assert job.task is not None
-        self.book.in_flight.discard(job.task.id)
-        self._queue_rejection(job.path, job.task.id, rejected)
-
-    def _check_duplicate(self, task: Task, path: Path) -> None:
-        if self.workdir.result_path(task.id).exists():
-            raise TaskRejected(
-                "duplicate_id",
-                f"{path.name}: a task with id {task.id!r} already has a result",
-                f"use `orchestrator retry {task.id}` to run it again, or give the task a new id",
-            )
-        if task.id in self.book.in_flight:
-            raise TaskRejected(
-                "duplicate_id",
-                f"{path.name}: a task with id {task.id!r} is already queued",
-                "give the task a new id",
-            )
-
-    def _queue_rejection(self, path: Path, default_id: str, rejected: TaskRejected) -> None:
-        log.warning("rejected %s: %s", path.name, rejected)
-        result_id = default_id if id_problem(default_id) is None else _safe_id(default_id)
-        if rejected.kind == "duplicate_id" or self.workdir.result_path(result_id).exists():
-            result_id = f"{result_id}.rejected-{now_utc().strftime('%Y%m%dT%H%M%S%f')}"
-        result = Result(
-            id=result_id,
-            status="rejected",
-            error=error_info(rejected.kind, rejected.message, rejected.hint),
-            started_at=iso(now_utc()),
-            finished_at=iso(now_utc()),
-            duration_ms=0,
-        )
-        self._deliver(Job((-1, 0.0, next(self.order)), path, verdict=result))
-
-    def _instructions(self, agent: str) -> str | None:
-        allowed = self.config.agents[agent].handoff_to
-        return workflow.instructions(allowed) if allowed else None
-
-    def _profile(self, agent: str) -> str | None:
-        if agent not in self.profiles:
-            relative = self.config.agents[agent].profile
-            self.profiles[agent] = (
-                (self.config.root / relative).read_text(encoding="utf-8") if relative else None
-            )
-        return self.profiles[agent]
 
     # --- running ------------------------------------------------------------------------
 
@@ -459,7 +301,7 @@ class Daemon:
             )
             if job.task is not None:
                 for woken in self.book.finish(result.id, result.status):
-                    self._schedule(woken)
+                    self.intake.schedule(woken)
         finally:
             self._done(job)
 
@@ -551,12 +393,12 @@ class Daemon:
             claimed = self.workdir.claim(found[0]) if found else None
             if claimed is None:
                 return None
-            job = Job((0, 0.0, next(self.order)), claimed)
+            job = Job((0, 0.0, 0), claimed)  # for its path
             where = "in the inbox"
         agent = job.task.agent if job.task else None
         self.book.in_flight.discard(task_id)
         verdict = control.cancelled_result(task_id, agent, where)
-        self._deliver(Job((-1, 0.0, next(self.order)), job.path, verdict=verdict))
+        self._deliver(self.intake.verdict(job.path, verdict))
         return f"cancelled while {where}"
 
     def _migrate(self) -> None:
@@ -580,8 +422,3 @@ class Daemon:
         except sqlite3.Error as exc:
             log.warning("cannot read past spend from %s: %s; counting from 0", path, exc)
             return 0.0
-
-
-def _safe_id(raw: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:200]
-    return cleaned.strip(".") or "task"

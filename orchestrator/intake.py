@@ -1,0 +1,217 @@
+"""Intake: a claimed task file becomes a Job. It is queued when its dependencies have
+succeeded, parked while they are pending, and turned into a rejection (which still needs
+its result file) when it cannot run: bad YAML or fields, a duplicate id, a failed
+dependency, a cycle. A file that may still be half-written is deferred and looked at again.
+
+Runs on the event loop, synchronously: the daemon calls `admit` for each claimed file and
+`schedule` for each parked job whose dependencies have finished.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from orchestrator import workflow
+from orchestrator.errors import TaskRejected
+from orchestrator.execute import iso, now_utc
+from orchestrator.jobs import Job
+from orchestrator.tasks import (
+    Result,
+    Task,
+    compose_prompt,
+    error_info,
+    id_problem,
+    load_mapping,
+    parse_task,
+)
+from orchestrator.workdir import StillWriting, read_task_file
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from orchestrator.config import Config
+    from orchestrator.jobs import JobQueue
+    from orchestrator.taskbook import TaskBook
+    from orchestrator.telemetry.writer import TelemetryWriter
+    from orchestrator.workdir import Workdir
+
+log = logging.getLogger(__name__)
+
+SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
+HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
+
+
+class Intake:
+    def __init__(
+        self,
+        config: Config,
+        workdir: Workdir,
+        book: TaskBook,
+        queue: JobQueue,
+        telemetry: TelemetryWriter,
+        deliver: Callable[[Job], None],
+    ) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.book = book
+        self.queue = queue
+        self.telemetry = telemetry
+        self.deliver = deliver  # a decided result (a rejection) on its way to outbox/
+        self.order = itertools.count()  # ties in priority and age: first come, first run
+        self.deferred: dict[Path, float] = {}  # claimed files still being written
+        self.profiles: dict[str, str | None] = {}
+
+    def verdict(self, path: Path, result: Result) -> Job:
+        """A job whose result is decided without running (it goes first)."""
+        return Job((-1, 0.0, next(self.order)), path, verdict=result)
+
+    def admit(self, path: Path, *, recovered: bool = False) -> None:
+        """Parse a claimed file and queue it (a rejection is queued too: it needs a result)."""
+        name = path.name
+        default_id = path.stem
+        try:
+            try:
+                data, stat = read_task_file(path)
+            except StillWriting:
+                self.deferred.setdefault(path, time.monotonic())
+                return
+            try:
+                raw = load_mapping(data, name)
+            except TaskRejected as rejected:
+                if rejected.kind in HALF_WRITTEN and time.time() - stat.st_mtime < SETTLE_S:
+                    self.deferred.setdefault(path, time.monotonic())  # maybe half-written
+                    return
+                raise
+            self.deferred.pop(path, None)
+            task = parse_task(raw, default_id, name, self.config)
+            if recovered and self.workdir.result_path(task.id).exists():
+                log.info("%s already has its result; archiving", name)
+                self.book.ensure_follow_up(task)
+                self.workdir.archive_file(path, now_utc())
+                return
+            self._check_duplicate(task, path)
+            prompt = compose_prompt(
+                task,
+                self.config.root,
+                name,
+                self._profile(task.agent),
+                self._instructions(task.agent),
+            )
+        except TaskRejected as rejected:
+            self.deferred.pop(path, None)
+            self.reject(path, default_id, rejected)
+            return
+        except OSError as exc:
+            self.deferred.pop(path, None)
+            log.warning("cannot read %s: %s", name, exc)
+            return
+        self.book.in_flight.add(task.id)
+        self.schedule(
+            Job((task.priority_rank, stat.st_mtime, next(self.order)), path, task, prompt)
+        )
+
+    def schedule(self, job: Job) -> None:
+        """Queue a job whose dependencies succeeded; park it while they are pending."""
+        task = job.task
+        assert task is not None
+        deps = self.book.dependencies(task)
+        if deps.failed is not None:
+            dep, state = deps.failed
+            self._reject_job(
+                job,
+                TaskRejected(
+                    "dependency_failed",
+                    f"{task.id}: dependency {dep!r} ended as {state}",
+                    f"fix it and `orchestrator retry {dep}`, then submit this task again "
+                    "(or set on_dependency_failure: run)",
+                ),
+            )
+            return
+        now = iso(now_utc())
+        fields = {
+            "agent": task.agent,
+            "priority": task.priority,
+            "parent_task": task.previous_task,
+            "chain_id": task.chain_id or task.id,
+        }
+        if deps.ready:
+            self.queue.put(job)
+            self.telemetry.task_state(task.id, "queued", now, **fields)
+            return
+        cycle = self.book.cycle(task)
+        if cycle is not None:
+            named = " -> ".join(cycle)
+            for member in dict.fromkeys(cycle):
+                parked = job if member == task.id else self.book.waiting.pop(member, None)
+                if parked is not None:
+                    self._reject_job(
+                        parked,
+                        TaskRejected(
+                            "dependency_cycle",
+                            f"{member}: the dependencies form a cycle: {named}",
+                            "remove one of these dependencies",
+                        ),
+                    )
+            return
+        self.book.park(job)
+        log.info("%s waits for %s", task.id, ", ".join(deps.waiting_for))
+        self.telemetry.task_state(
+            task.id, "waiting", now, waiting_for=", ".join(deps.waiting_for), **fields
+        )
+
+    def _reject_job(self, job: Job, rejected: TaskRejected) -> None:
+        assert job.task is not None
+        self.book.in_flight.discard(job.task.id)
+        self.reject(job.path, job.task.id, rejected)
+
+    def _check_duplicate(self, task: Task, path: Path) -> None:
+        if self.workdir.result_path(task.id).exists():
+            raise TaskRejected(
+                "duplicate_id",
+                f"{path.name}: a task with id {task.id!r} already has a result",
+                f"use `orchestrator retry {task.id}` to run it again, or give the task a new id",
+            )
+        if task.id in self.book.in_flight:
+            raise TaskRejected(
+                "duplicate_id",
+                f"{path.name}: a task with id {task.id!r} is already queued",
+                "give the task a new id",
+            )
+
+    def reject(self, path: Path, default_id: str, rejected: TaskRejected) -> None:
+        """Deliver a rejection, named after the file's id (made safe; a new name when that
+        id already has a result, so no earlier result is overwritten)."""
+        log.warning("rejected %s: %s", path.name, rejected)
+        result_id = default_id if id_problem(default_id) is None else _safe_id(default_id)
+        if rejected.kind == "duplicate_id" or self.workdir.result_path(result_id).exists():
+            result_id = f"{result_id}.rejected-{now_utc().strftime('%Y%m%dT%H%M%S%f')}"
+        result = Result(
+            id=result_id,
+            status="rejected",
+            error=error_info(rejected.kind, rejected.message, rejected.hint),
+            started_at=iso(now_utc()),
+            finished_at=iso(now_utc()),
+            duration_ms=0,
+        )
+        self.deliver(self.verdict(path, result))
+
+    def _instructions(self, agent: str) -> str | None:
+        allowed = self.config.agents[agent].handoff_to
+        return workflow.instructions(allowed) if allowed else None
+
+    def _profile(self, agent: str) -> str | None:
+        if agent not in self.profiles:
+            relative = self.config.agents[agent].profile
+            self.profiles[agent] = (
+                (self.config.root / relative).read_text(encoding="utf-8") if relative else None
+            )
+        return self.profiles[agent]
+
+
+def _safe_id(raw: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:200]
+    return cleaned.strip(".") or "task"
