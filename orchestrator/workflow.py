@@ -22,9 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from orchestrator.tasks import MAX_ID_LENGTH, Task
+from orchestrator.errors import TaskRejected
+from orchestrator.tasks import MAX_ID_LENGTH, Task, load_mapping
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -83,15 +82,17 @@ def find_cycle(start: str, edges: Mapping[str, Iterable[str]]) -> list[str] | No
 
 
 def parse_handoff(text: str | None) -> dict[str, Any] | None:
-    """The last ```handoff block of an answer, when it names a next_agent."""
+    """The last ```handoff block of an answer, when it names a next_agent. An answer is
+    untrusted input: a block is read with the task files' guards (size, alias bombs,
+    nesting), and one that fails them is no handoff."""
     if not text:
         return None
     for body in reversed(_BLOCK.findall(text)):
         try:
-            data = yaml.safe_load(body)
-        except yaml.YAMLError:
+            data = load_mapping(body.encode("utf-8", "surrogateescape"), "handoff block")
+        except TaskRejected:
             continue
-        if isinstance(data, dict) and isinstance(data.get("next_agent"), str):
+        if isinstance(data.get("next_agent"), str):
             return {k: data[k] for k in HANDOFF_KEYS if data.get(k) is not None}
     return None
 

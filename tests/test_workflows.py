@@ -320,6 +320,12 @@ def test_exec_chain_at8(workspace: Path, tmp_path: Path) -> None:
     assert len(chains) == 2
 
 
+# 21 anchors, each naming the one before twice: 2**21 values once expanded
+ALIAS_BOMB = "a: &a [x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(20)
+)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -335,10 +341,28 @@ def test_exec_chain_at8(workspace: Path, tmp_path: Path) -> None:
             {"next_agent": "b"},
         ),
         ("```yaml\nnext_agent: w\n```\n", None),
+        ("```handoff\n" + "[" * 5000 + "\n```\n", None),  # nested too deeply
+        (f"```handoff\n{ALIAS_BOMB}next_agent: w\n```\n", None),
     ],
 )
 def test_parse_handoff(text: str, expected: dict[str, Any] | None) -> None:
     assert parse_handoff(text) == expected
+
+
+def test_a_hostile_handoff_block_does_not_stop_the_daemon(workspace: Path) -> None:
+    """An agent's answer is untrusted: a handoff block nested too deeply is no handoff,
+    and the task still gets its result."""
+    files = base_config()
+    files["agents.yaml"]["agents"]["worker"]["handoff_to"] = ["worker"]
+    write_config(workspace, files)
+    hostile = "```handoff\n" + "[" * 5000 + "\n```"
+    drop_task(workspace, "deep.yaml", {"agent": "worker", "prompt": hostile})
+    drop_task(workspace, "after.yaml", {"agent": "worker", "prompt": "fine"})
+    run_once(workspace)  # fails the test if the daemon does not exit 0
+    assert result(workspace, "deep")["status"] == "succeeded"
+    assert "result" not in result(workspace, "deep")
+    assert result(workspace, "after")["status"] == "succeeded"
+    assert set(results(workspace)) == {"deep", "after"}
 
 
 def test_find_cycle() -> None:
