@@ -238,10 +238,10 @@ class Daemon:
         handed_over = False
         try:
             result = await self._result_of(job)
-            if job.verdict is None:
-                self.journal.ran(job.path.name)  # innocent, if the daemon dies from here on
             result.task_file = os.fsencode(job.path.name).decode("utf-8", "backslashreplace")
             follow_up = self.book.handoff(job, result)
+            if job.verdict is None:  # its tool has ended and its answer is read: what is
+                self.journal.ran(job.path.name)  # left (writing the result) cannot fail it
             self.finished.send_nowait(Finished(job, result, follow_up))
             handed_over = True
         finally:

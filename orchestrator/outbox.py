@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import yaml
-
 from orchestrator.execute import now_utc
 from orchestrator.tasks import Result, dump_yaml, error_info
 from orchestrator.workdir import atomic_write, atomic_write_many
@@ -76,7 +74,7 @@ def _render(workdir: Workdir, result: Result, follow_up: tuple[Path, str] | None
         result.output, result.output_file = None, out.name
     try:
         text = dump_yaml(result.document())
-    except (yaml.YAMLError, UnicodeError, RecursionError) as exc:
+    except Exception as exc:  # an output YAML cannot carry, or a bug: still one result
         log.exception("cannot render the result of %s", result.id)
         text = dump_yaml(
             Result(

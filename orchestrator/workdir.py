@@ -281,11 +281,18 @@ class Journal:
             return
         for entry in entries:
             self._apply(entry)
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        try:
             os.write(self._fd, b"".join(_line(entry) for entry in entries))
             self._appended += len(entries)
             if self._appended > COMPACT_AFTER:  # a long-running daemon: keep it small
                 self._rewrite()
+        except OSError as exc:  # e.g. the disk is full: the counts live on in memory
+            log.warning("cannot write the run journal %s: %s", self.path, exc)
+            if self._fd is None:  # the compaction failed half-way: append to what is there
+                with contextlib.suppress(OSError):
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def start(self, name: str) -> int:
         """Count one more run of a claimed file (before it runs); return the count."""

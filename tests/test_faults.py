@@ -337,6 +337,21 @@ def test_a_task_that_kills_the_daemon_is_quarantined(workspace: Path) -> None:
     assert '{"done": "poison.yaml"}' in journal  # the count is settled
 
 
+def test_the_journal_of_a_run(workspace: Path) -> None:
+    """Per task that runs: start, its tool's process group, ran (the tool ended), done
+    (the result is written); a rejection runs nothing, so it has only its done."""
+    drop_task(workspace, "good.yaml", {"agent": "worker", "prompt": "fine"})
+    (workspace / "work" / "inbox" / "bad.yaml").write_text("agent: [unclosed\n")
+    assert orchestrator(workspace, "run", "--once").returncode == 0
+    assert result(workspace, "bad")["status"] == "rejected"
+    journal = (workspace / "work" / ".journal").read_text().splitlines()
+    entries = [json.loads(line) for line in journal]
+    assert [e for e in entries if "bad.yaml" in e.values()] == [{"done": "bad.yaml"}]
+    run = [e for e in entries if "bad.yaml" not in e.values()]
+    assert [next(iter(e)) for e in run] == ["start", "group", "ran", "done"]
+    assert run[0]["start"] == run[2]["ran"] == run[3]["done"] == "good.yaml"
+
+
 def test_the_journal_counts_runs_that_did_not_end(tmp_path: Path) -> None:
     """A run whose tool ended while the daemon lived is not counted against its file, even
     when its result is not written yet: with one slot, the next task may kill the daemon
@@ -359,6 +374,21 @@ def test_the_journal_counts_runs_that_did_not_end(tmp_path: Path) -> None:
     third = Journal(tmp_path / ".journal")
     third.load()
     assert third.runs == {"poison.yaml": 1}
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    """The disk full (here: a descriptor that refuses writes): the counts are kept in
+    memory and the run goes on, with a warning."""
+    journal = Journal(tmp_path / ".journal")
+    journal.open(set())
+    assert journal._fd is not None
+    os.close(journal._fd)
+    journal._fd = os.open(tmp_path / ".journal", os.O_RDONLY)
+    assert journal.start("a.yaml") == 1
+    assert journal.start("a.yaml") == 2
+    journal.ran("a.yaml")
+    assert journal.runs == {"a.yaml": 1}
+    journal.close()
 
 
 # --- 9: cancel and retry --------------------------------------------------------------
