@@ -42,13 +42,17 @@ def write_results(workdir: Workdir, batch: list[Finished]) -> None:
     """Write a batch; each that made it is marked `written`. The result files are written
     as one group (all written before the first fsync, so their data goes to the disk
     together). A result that cannot be written (the disk is full) leaves its task file
-    in running/, to be tried again at the next start."""
+    in running/, to be tried again at the next start; one that cannot be rendered
+    becomes a failed result. Nothing here raises: the daemon goes on."""
     texts = []
     for done in batch:
         try:
             texts.append((done, _render(workdir, done.result, done.follow_up)))
         except OSError:
             log.exception("cannot write the follow-up or output of %s", done.result.id)
+        except Exception as exc:  # a bug of ours (a value YAML cannot represent)
+            log.exception("cannot render the result of %s", done.result.id)
+            texts.append((done, _unrenderable(done.result, exc)))
     files = [(workdir.result_path(done.result.id), text) for done, text in texts]
     for (done, _), error in zip(texts, atomic_write_many(files), strict=True):
         try:
@@ -65,27 +69,26 @@ def write_results(workdir: Workdir, batch: list[Finished]) -> None:
 
 def _render(workdir: Workdir, result: Result, follow_up: tuple[Path, str] | None) -> bytes:
     """Write the follow-up's task file and a large output's file; return the bytes of
-    the result file (always one: a result that cannot be rendered becomes a failure)."""
+    the result file."""
     if follow_up is not None:
         atomic_write(follow_up[0], follow_up[1].encode("utf-8"))
     if result.output is not None and len(result.output) > LARGE_OUTPUT_BYTES:
         out = workdir.outbox / f"{result.id}.output.txt"
-        atomic_write(out, result.output.encode("utf-8"))
+        atomic_write(out, result.output.encode("utf-8", "backslashreplace"))
         result.output, result.output_file = None, out.name
-    try:
-        text = dump_yaml(result.document())
-    except Exception as exc:  # an output YAML cannot carry, or a bug: still one result
-        log.exception("cannot render the result of %s", result.id)
-        text = dump_yaml(
-            Result(
-                id=result.id,
-                status="failed",
-                agent=result.agent,
-                error=error_info(
-                    "internal_error",
-                    f"result not renderable: {exc}",
-                    "this is a bug in the orchestrator: please report it",
-                ),
-            ).document()
-        )
-    return text.encode("utf-8")
+    return dump_yaml(result.document()).encode("utf-8")
+
+
+def _unrenderable(result: Result, exc: Exception) -> bytes:
+    """The failed result that stands in for one that could not be rendered."""
+    failed = Result(
+        id=result.id,
+        status="failed",
+        agent=result.agent,
+        error=error_info(
+            "internal_error",
+            f"result not renderable: {type(exc).__name__}: {exc}",
+            "this is a bug in the orchestrator: please report it with the log",
+        ),
+    )
+    return dump_yaml(failed.document()).encode("utf-8", "backslashreplace")

@@ -20,7 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.workdir import Journal, atomic_write_many
+from orchestrator.jobs import Job
+from orchestrator.outbox import Finished, write_results
+from orchestrator.tasks import Result
+from orchestrator.workdir import Journal, Workdir, atomic_write_many
 from tests.conftest import (
     Daemon,
     base_config,
@@ -187,6 +190,33 @@ def test_a_group_write_with_one_failing_file(tmp_path: Path) -> None:
         if i not in (3, 40):
             assert path.read_bytes() == data
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_result_that_cannot_be_rendered_is_a_failed_result(tmp_path: Path) -> None:
+    """A result YAML cannot represent (a bug of ours) becomes a failed result beside the
+    others; an output with a lone surrogate is written escaped; nothing raises."""
+    workdir = Workdir(tmp_path)
+    workdir.ensure()
+    decided = {
+        "odd": Result(id="odd", status="succeeded", agent="worker", task={"x": object()}),
+        "long": Result(id="long", status="succeeded", output="x" * 300_000 + "\ud800"),
+        "ok": Result(id="ok", status="succeeded", output="hi"),
+    }
+    batch = []
+    for name, decision in decided.items():
+        claimed = workdir.running / f"{name}.yaml"
+        claimed.write_text("agent: worker\nprompt: p\n")
+        batch.append(Finished(Job((0, 0.0, 0), claimed, verdict=decision), decision))
+    write_results(workdir, batch)
+    assert all(done.written for done in batch)
+    odd = yaml.safe_load(workdir.result_path("odd").read_text())
+    assert odd["status"] == "failed" and odd["error"]["kind"] == "internal_error"
+    assert "RepresenterError" in odd["error"]["message"]
+    long = yaml.safe_load(workdir.result_path("long").read_text())
+    assert long["status"] == "succeeded" and long["output_file"] == "long.output.txt"
+    assert (workdir.outbox / "long.output.txt").read_bytes().endswith(b"x\\ud800")
+    assert yaml.safe_load(workdir.result_path("ok").read_text())["output"] == "hi"
+    assert not list(workdir.running.iterdir())  # every task file archived
 
 
 # --- 4: bursts ------------------------------------------------------------------------
