@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import signal
@@ -143,13 +144,14 @@ def machine() -> dict[str, str]:
 
 
 def filesystem(folder: Path) -> str:
-    """The mount a folder is on: its type and source, from /proc/self/mounts."""
+    """The mount a folder is on: its type and source, from /proc/self/mounts (where
+    spaces and other odd characters in a mount point are octal escapes), or "unknown"."""
     folder = folder.resolve()
     best, found = Path("/"), "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mounts").read_text().splitlines():
             source, point, kind = line.split()[:3]
-            mount = Path(point.replace("\\040", " "))
+            mount = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), point))
             if folder.is_relative_to(mount) and len(mount.parts) >= len(best.parts):
                 best, found = mount, f"{kind} on {source}"
     return found

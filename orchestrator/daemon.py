@@ -4,7 +4,8 @@ execute → outbox: the result) with one anyio task group tree, and shuts down g
     outer ── telemetry writer (outlives the jobs, drains at the end), signals
       └── finishing ── the finisher: writes results in batches (outlives the jobs)
             └── jobs ── one task per running job (global concurrency via a semaphore)
-                  └── intake ── watcher (or the --once drain), ingest, dispatcher
+                  └── feeding ── watcher (or the --once drain), ingest, deferred
+                                files, dispatcher (the first to stop on a signal)
 
 A job holds its concurrency slot while its tool runs; then it hands its result to the
 finisher, which writes every result that is ready in one worker-thread call, after one
@@ -32,7 +33,7 @@ import anyio
 
 from orchestrator import control, pricing
 from orchestrator.execute import Engine, execute, iso, now_utc
-from orchestrator.intake import Intake
+from orchestrator.intake import DEFER_POLL_S, Intake
 from orchestrator.jobs import Job, JobQueue
 from orchestrator.outbox import Finished, write_results
 from orchestrator.taskbook import TaskBook
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFER_POLL_S = 0.05  # how often files still being written are looked at again
 DEFAULT_GRACE_S = 30.0
 
 
@@ -91,7 +91,7 @@ class Daemon:
         )
         self.idle = anyio.Event()
         self.running_scopes: dict[str, anyio.CancelScope] = {}  # for `cancel`
-        self.intake_group: TaskGroup
+        self.feeding: TaskGroup
         self.jobs: TaskGroup
         self.finished: MemoryObjectSendStream[Finished]
         self.jobs_started = False
@@ -129,17 +129,17 @@ class Daemon:
                 self.workdir.unclaim(job.path)
 
     async def _run_jobs(self) -> None:
-        async with anyio.create_task_group() as jobs, anyio.create_task_group() as intake:
-            self.intake_group, self.jobs = intake, jobs
+        async with anyio.create_task_group() as jobs, anyio.create_task_group() as feeding:
+            self.feeding, self.jobs = feeding, jobs
             self.jobs_started = True
-            intake.start_soon(self._dispatch, jobs)
-            intake.start_soon(self._retry_deferred)
+            feeding.start_soon(self._dispatch, jobs)
+            feeding.start_soon(self.intake.retry_deferred)
             if self.options.once:
-                intake.start_soon(self._drain_once, intake)
+                feeding.start_soon(self._drain_once, feeding)
             else:
                 send, receive = anyio.create_memory_object_stream[Path](math.inf)
-                intake.start_soon(self._ingest, receive)
-                await intake.start(
+                feeding.start_soon(self._ingest, receive)
+                await feeding.start(
                     lambda task_status: watch_inbox(
                         self.workdir,
                         send,
@@ -160,7 +160,7 @@ class Daemon:
                     self.options.grace_s,
                     self.active,
                 )
-                self.intake_group.cancel_scope.cancel()
+                self.feeding.cancel_scope.cancel()
                 break
             with anyio.move_on_after(self.options.grace_s):
                 async for _ in signals:
@@ -168,7 +168,7 @@ class Daemon:
             log.warning("stopping running tasks; they are re-queued at the next start")
             self.jobs.cancel_scope.cancel()
 
-    # --- intake -------------------------------------------------------------------------
+    # --- feeding ------------------------------------------------------------------------
 
     async def _ingest(self, receive: MemoryObjectReceiveStream[Path]) -> None:
         async with receive:
@@ -183,14 +183,7 @@ class Daemon:
         if claimed is not None:
             self.intake.admit(claimed)
 
-    async def _retry_deferred(self) -> None:
-        """Files that were still being written when claimed: look again shortly."""
-        while True:
-            await anyio.sleep(DEFER_POLL_S)
-            for path in list(self.intake.deferred):
-                self.intake.admit(path)
-
-    async def _drain_once(self, intake: TaskGroup) -> None:
+    async def _drain_once(self, feeding: TaskGroup) -> None:
         """--once: take what is in the inbox (and what the tasks hand off), then stop."""
         while True:
             for path in [*self.workdir.control_requests(), *self.workdir.pending()]:
@@ -202,7 +195,7 @@ class Daemon:
             self.idle = anyio.Event()
             with anyio.move_on_after(DEFER_POLL_S if self.intake.deferred else math.inf):
                 await self.idle.wait()
-        intake.cancel_scope.cancel()
+        feeding.cancel_scope.cancel()
 
     async def _dispatch(self, jobs: TaskGroup) -> None:
         try:

@@ -3,8 +3,8 @@ succeeded, parked while they are pending, and turned into a rejection (which sti
 its result file) when it cannot run: bad YAML or fields, a duplicate id, a failed
 dependency, a cycle. A file that may still be half-written is deferred and looked at again.
 
-Runs on the event loop, synchronously: the daemon calls `admit` for each claimed file and
-`schedule` for each parked job whose dependencies have finished.
+Runs on the event loop: the daemon calls `admit` for each claimed file and `schedule` for
+each parked job whose dependencies have finished, and runs `retry_deferred` beside them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import itertools
 import logging
 import time
 from typing import TYPE_CHECKING
+
+import anyio
 
 from orchestrator import workflow
 from orchestrator.errors import TaskRejected
@@ -42,10 +44,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
+DEFER_POLL_S = 0.05  # how often files still being written are looked at again
 HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
 
 
 class Intake:
+    """The intake's state: files deferred while they may still be written, agents'
+    profiles (read once), and the counter that orders jobs of equal priority and age."""
+
     def __init__(
         self,
         config: Config,
@@ -64,6 +70,13 @@ class Intake:
         self.order = itertools.count()  # ties in priority and age: first come, first run
         self.deferred: dict[Path, float] = {}  # claimed files still being written
         self.profiles: dict[str, str | None] = {}
+
+    async def retry_deferred(self) -> None:
+        """Files that were still being written when claimed: look again shortly."""
+        while True:
+            await anyio.sleep(DEFER_POLL_S)
+            for path in list(self.deferred):
+                self.admit(path)
 
     def verdict(self, path: Path, result: Result) -> Job:
         """A job whose result is decided without running (it goes first)."""
@@ -103,7 +116,7 @@ class Intake:
             )
         except TaskRejected as rejected:
             self.deferred.pop(path, None)
-            self.reject(path, default_id, rejected)
+            self._reject(path, default_id, rejected)
             return
         except OSError as exc:
             self.deferred.pop(path, None)
@@ -166,7 +179,7 @@ class Intake:
     def _reject_job(self, job: Job, rejected: TaskRejected) -> None:
         assert job.task is not None
         self.book.in_flight.discard(job.task.id)
-        self.reject(job.path, job.task.id, rejected)
+        self._reject(job.path, job.task.id, rejected)
 
     def _check_duplicate(self, task: Task, path: Path) -> None:
         if self.workdir.result_path(task.id).exists():
@@ -182,7 +195,7 @@ class Intake:
                 "give the task a new id",
             )
 
-    def reject(self, path: Path, default_id: str, rejected: TaskRejected) -> None:
+    def _reject(self, path: Path, default_id: str, rejected: TaskRejected) -> None:
         """Deliver a rejection, named after the file's id (made safe; a new name when that
         id already has a result, so no earlier result is overwritten)."""
         log.warning("rejected %s: %s", path.name, rejected)

@@ -62,7 +62,7 @@ def test_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) -> Non
         assert line is not None, f"no {name}.{figure} line in:\n{out}"
         if figure in targeted:
             assert re.search(r"\(target .*<= \S+.*\) (ok|MISS)", line.group(3)), line.group(0)
-    where = rf"^# {name}: workspaces in {re.escape(str(tmp_path))} \((\S+) on .*\), creating"
+    where = rf"^# {name}: workspaces in {re.escape(str(tmp_path))} \(.+\), creating"
     assert re.search(rf"{where} an empty file there takes \d+ µs$", out, re.MULTILINE), out
     assert not list(tmp_path.glob("orchestrator-bench-*")), "a benchmark left its temp folder"
 
