@@ -37,7 +37,7 @@ from orchestrator.intake import DEFER_POLL_S, Intake
 from orchestrator.jobs import Job, JobQueue
 from orchestrator.outbox import Finished, write_results
 from orchestrator.taskbook import TaskBook
-from orchestrator.tasks import Result, error_info
+from orchestrator.tasks import Result, error_info, internal_error
 from orchestrator.telemetry.store import connect, ensure_daily, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
@@ -339,16 +339,7 @@ class Daemon:
                 result = control.cancelled_result(task.id, task.agent, "running")
         except Exception as exc:  # a bug of ours must fail this task, not the daemon
             log.exception("internal error while running %s", task.id)
-            result = Result(
-                id=task.id,
-                status="failed",
-                agent=task.agent,
-                error=error_info(
-                    "internal_error",
-                    f"{type(exc).__name__}: {exc}",
-                    "this is a bug in the orchestrator: please report it with the log",
-                ),
-            )
+            result = internal_error(task.id, task.agent, f"{type(exc).__name__}: {exc}")
         finally:
             self.running_scopes.pop(task.id, None)
         result.task = task.extra_fields() or None

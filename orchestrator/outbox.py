@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator.execute import now_utc
-from orchestrator.tasks import Result, dump_yaml, error_info
+from orchestrator.tasks import Result, dump_yaml, internal_error
 from orchestrator.workdir import atomic_write, atomic_write_many
 
 if TYPE_CHECKING:
@@ -81,14 +81,7 @@ def _render(workdir: Workdir, result: Result, follow_up: tuple[Path, str] | None
 
 def _unrenderable(result: Result, exc: Exception) -> bytes:
     """The failed result that stands in for one that could not be rendered."""
-    failed = Result(
-        id=result.id,
-        status="failed",
-        agent=result.agent,
-        error=error_info(
-            "internal_error",
-            f"result not renderable: {type(exc).__name__}: {exc}",
-            "this is a bug in the orchestrator: please report it with the log",
-        ),
+    failed = internal_error(
+        result.id, result.agent, f"result not renderable: {type(exc).__name__}: {exc}"
     )
     return dump_yaml(failed.document()).encode("utf-8", "backslashreplace")

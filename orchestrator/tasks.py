@@ -417,3 +417,17 @@ class Result:
 
 def error_info(kind: str, message: str, hint: str = "") -> dict[str, str]:
     return {"kind": str(kind), "message": message, "hint": hint}
+
+
+def internal_error(result_id: str, agent: str | None, detail: str) -> Result:
+    """The failed result of a bug of ours: the task still ends with one result."""
+    return Result(
+        id=result_id,
+        status="failed",
+        agent=agent,
+        error=error_info(
+            "internal_error",
+            detail,
+            "this is a bug in the orchestrator: please report it with the log",
+        ),
+    )
