@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import realcli
-from tests.conftest import drop_task, orchestrator, result, results, write_config
+from tests.conftest import drop_task, orchestrator, result, results, wait_for, write_config
 from tests.fake_llm_api import FakeLLMAPI, RecordedRequest
 
 if TYPE_CHECKING:
@@ -340,7 +340,8 @@ def assert_scanner_finds_a_process_of(home: Path) -> None:
     """The /proc scan is not vacuous: it sees a process that has this HOME."""
     sleeper = subprocess.Popen(["sleep", "30"], env={"HOME": str(home), "PATH": os.defpath})
     try:
-        assert sleeper.pid in processes_with(str(home))
+        # Popen returns as exec begins; the new environment shows in /proc a moment later
+        wait_for(lambda: sleeper.pid in processes_with(str(home)), 10, "the scan to see it")
     finally:
         sleeper.kill()
         sleeper.wait()
