@@ -10,12 +10,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from orchestrator import process
-from orchestrator.process import BoundedBuffer, run_process
+from orchestrator.process import BoundedBuffer, ProcessResult, run_process
 from tests.conftest import (
     FAKE_TOOL,
     base_config,
@@ -35,6 +36,15 @@ def configure(workspace: Path, **tools: dict[str, object]) -> None:
     files["agents.yaml"]["agents"]["odd"] = {"preferred_tool": next(iter(tools))}
     files["policies.yaml"]["retries"]["max_attempts"] = 1
     write_config(workspace, files)
+
+
+async def run_bare(
+    argv: list[str], cwd: Path, stdin: bytes | None = None, limit_s: float = 60, **options: Any
+) -> ProcessResult:
+    """`run_process` with only a PATH in the environment, as a tool that declares none."""
+    return await run_process(
+        argv, env={"PATH": "/usr/bin:/bin"}, cwd=cwd, stdin=stdin, limit_s=limit_s, **options
+    )
 
 
 def test_flooding_tool_output_is_bounded(workspace: Path) -> None:
@@ -94,12 +104,10 @@ async def test_cancelling_a_run_kills_the_whole_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "gc.pid"
     prompt = f"GRANDCHILD={pidfile}\nIGNORE_TERM\nSLEEP=60\n".encode()
     with anyio.move_on_after(1.5):
-        await run_process(
+        await run_bare(
             ["python3", FAKE_TOOL],
-            env={"PATH": "/usr/bin:/bin"},
-            cwd=tmp_path,
+            tmp_path,
             stdin=prompt,
-            limit_s=60,
             grace=0.2,
         )
     wait_for(lambda: process_gone(int(pidfile.read_text())), timeout=5, what="grandchild gone")
@@ -115,11 +123,9 @@ async def test_many_concurrent_tools_are_waited_for_without_a_thread_each(tmp_pa
     async def one(n: int) -> None:
         end = "os.kill(os.getpid(), 9)" if n == 7 else f"raise SystemExit({n})"
         script = f"import os, time\ntime.sleep(0.2)\n{end}"
-        proc = await run_process(
+        proc = await run_bare(
             [sys.executable, "-c", script],
-            env={"PATH": "/usr/bin:/bin"},
-            cwd=tmp_path,
-            stdin=None,
+            tmp_path,
             limit_s=30,
         )
         codes[n] = proc.exit_code
@@ -139,17 +145,15 @@ async def test_tools_are_still_waited_for_when_no_pidfd_can_be_opened(
 ) -> None:
     """Out of file descriptors for a pidfd: the child is waited for in a thread instead,
     and its exit code still arrives."""
-    await run_process(["true"], env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, stdin=None, limit_s=9)
+    await run_bare(["true"], tmp_path, limit_s=9)
 
     def no_pidfd(pid: int, flags: int = 0) -> int:
         raise OSError(errno.EMFILE, "Too many open files")
 
     monkeypatch.setattr(os, "pidfd_open", no_pidfd)
-    proc = await run_process(
+    proc = await run_bare(
         [sys.executable, "-c", "raise SystemExit(5)"],
-        env={"PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        stdin=None,
+        tmp_path,
         limit_s=30,
     )
     assert proc.exit_code == 5
@@ -168,12 +172,10 @@ def runner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 
 async def test_a_prompt_larger_than_a_pipe_goes_in_whole(runner: str, tmp_path: Path) -> None:
     prompt = "".join(f"line {i}: {'é' * 40}\n" for i in range(8000))  # ~400 KB
-    proc = await run_process(
+    proc = await run_bare(
         ["python3", FAKE_TOOL],
-        env={"PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
+        tmp_path,
         stdin=prompt.encode(),
-        limit_s=60,
     )
     assert proc.exit_code == 0, proc.stderr
     assert json.loads(proc.stdout)["result"] == prompt
@@ -181,12 +183,10 @@ async def test_a_prompt_larger_than_a_pipe_goes_in_whole(runner: str, tmp_path: 
 
 async def test_exit_codes_and_signals(runner: str, tmp_path: Path) -> None:
     async def code(prompt: str) -> int | None:
-        proc = await run_process(
+        proc = await run_bare(
             ["python3", FAKE_TOOL],
-            env={"PATH": "/usr/bin:/bin"},
-            cwd=tmp_path,
+            tmp_path,
             stdin=prompt.encode(),
-            limit_s=60,
         )
         return proc.exit_code
 
@@ -198,10 +198,9 @@ async def test_exit_codes_and_signals(runner: str, tmp_path: Path) -> None:
 async def test_timeout_kills_the_group(runner: str, tmp_path: Path) -> None:
     pidfile = tmp_path / "gc.pid"
     started = time.monotonic()
-    proc = await run_process(
+    proc = await run_bare(
         ["python3", FAKE_TOOL],
-        env={"PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
+        tmp_path,
         stdin=f"GRANDCHILD={pidfile}\nIGNORE_TERM\nSLEEP=60\n".encode(),
         limit_s=1.0,
         grace=0.3,
@@ -216,12 +215,9 @@ async def test_a_line_that_proves_failure_stops_the_run(runner: str, tmp_path: P
         "import sys, time\nprint('working', flush=True)\nprint('FATAL', flush=True)\ntime.sleep(60)"
     )
     started = time.monotonic()
-    proc = await run_process(
+    proc = await run_bare(
         [sys.executable, "-c", script],
-        env={"PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        stdin=None,
-        limit_s=60,
+        tmp_path,
         watch=lambda line: line == b"FATAL",
     )
     assert proc.stopped_early and proc.exit_code is None
