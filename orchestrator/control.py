@@ -13,23 +13,42 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import stat
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from orchestrator.errors import UsageError
-from orchestrator.tasks import Result, dump_yaml, error_info, id_problem
-from orchestrator.workdir import Workdir, atomic_write, is_task_name, read_status
+from orchestrator.errors import TaskRejected, UsageError, WorkspaceError
+from orchestrator.safefile import fit_name, read_head, read_regular
+from orchestrator.tasks import (
+    MAX_TASK_BYTES,
+    TASK_SUFFIXES,
+    Result,
+    dump_yaml,
+    error_info,
+    id_problem,
+    load_mapping,
+)
+from orchestrator.workdir import (
+    PENDING_SUFFIX,
+    Workdir,
+    atomic_write,
+    is_task_name,
+    read_status,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 CANCEL_SUFFIX = ".cancel"
 ANSWER_SUFFIX = ".answer"  # the daemon's reply when it has no such task
+log = logging.getLogger(__name__)
+
 UNKNOWN = "unknown"
+RESULT_MAX_BYTES = 4 * 1024 * 1024  # a result file (a large output has its own file)
 WAIT_FOR_DAEMON_S = 15.0
 
 
@@ -51,10 +70,11 @@ def cancelled_result(task_id: str, agent: str | None, where: str) -> Result:
 
 
 def _task_id_of(path: Path) -> tuple[str, str | None]:
-    """(id, agent) of a task file, read leniently."""
+    """(id, agent) of a task file, read leniently (and safely: a FIFO, a device or a
+    symlink in its place is never opened for reading, a big file never read whole)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data: Any = load_mapping(read_regular(path, MAX_TASK_BYTES), path.name)
+    except (OSError, TaskRejected):
         data = None
     if isinstance(data, dict):
         agent = data.get("agent")
@@ -63,24 +83,37 @@ def _task_id_of(path: Path) -> tuple[str, str | None]:
 
 
 def find_task_file(folder: Path, task_id: str) -> tuple[Path, str | None] | None:
-    """The task file with this id in `folder` (by file name first, then by content)."""
+    """The task file with this id in `folder` (by file name first, then by content);
+    only regular files count."""
     if not folder.is_dir():
         return None
-    for suffix in (".yaml", ".yml"):
+    for suffix in TASK_SUFFIXES:
         candidate = folder / f"{task_id}{suffix}"
-        if candidate.is_file() and _task_id_of(candidate)[0] == task_id:
-            return candidate, _task_id_of(candidate)[1]
+        if _is_regular(candidate) and (found := _task_id_of(candidate))[0] == task_id:
+            return candidate, found[1]
     for candidate in sorted(folder.iterdir()):
-        if is_task_name(candidate.name) and _task_id_of(candidate)[0] == task_id:
-            return candidate, _task_id_of(candidate)[1]
+        if is_task_name(candidate.name) and _is_regular(candidate):
+            found = _task_id_of(candidate)
+            if found[0] == task_id:
+                return candidate, found[1]
     return None
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def daemon_running(workdir: Workdir) -> bool:
     path = workdir.work / ".daemon.lock"
     if not path.exists():
         return False
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -90,16 +123,39 @@ def daemon_running(workdir: Workdir) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _one_at_a_time(workdir: Workdir) -> Iterator[None]:
+    """`retry` and a daemon-less `cancel` take turns on a workspace (work/.commands.lock),
+    so two of them never move the same files at once."""
+    workdir.work.mkdir(parents=True, exist_ok=True)
+    path = workdir.work / ".commands.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot open {path}: {exc.strerror}; remove it") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def cancel(root: Path, task_id: str) -> str:
     """Cancel a queued or running task; return what happened, or raise UsageError."""
     if (why := id_problem(task_id)) is not None:
         raise UsageError(f"task id {task_id!r} {why}")
     workdir = Workdir(root)
+    workdir.check()
     status = read_status(workdir.result_path(task_id))
     if status is not None:
         raise UsageError(f"task {task_id} has finished already ({status}); nothing to cancel")
     if daemon_running(workdir):
         return _ask_daemon(workdir, task_id)
+    with _one_at_a_time(workdir):
+        return _cancel_here(workdir, task_id)
+
+
+def _cancel_here(workdir: Workdir, task_id: str) -> str:
     for folder, where in ((workdir.inbox, "queued"), (workdir.running, "left running")):
         found = find_task_file(folder, task_id)
         if found is None:
@@ -131,39 +187,79 @@ def _ask_daemon(workdir: Workdir, task_id: str) -> str:
             if status == "cancelled":
                 return f"cancelled {task_id}"
             return f"{task_id} finished first ({status})"
-        with contextlib.suppress(FileNotFoundError):
-            if answer.read_text() == UNKNOWN:
-                answer.unlink(missing_ok=True)
-                raise UsageError(f"no queued or running task with id {task_id!r}")
+        if read_head(answer, len(UNKNOWN)) == UNKNOWN.encode():
+            answer.unlink(missing_ok=True)
+            raise UsageError(f"no queued or running task with id {task_id!r}")
         time.sleep(0.02)
     raise UsageError(f"the daemon did not answer within {WAIT_FOR_DAEMON_S:g}s; is it busy?")
 
 
 def retry(root: Path, task_id: str) -> str:
     """Re-queue a finished task as a new run; its earlier results move to history/."""
+    if (why := id_problem(task_id)) is not None:
+        raise UsageError(f"task id {task_id!r} {why}")
     workdir = Workdir(root)
+    workdir.check()
+    with _one_at_a_time(workdir):
+        workdir.finish_retries()  # one cut short by a crash
+        return _retry(workdir, task_id)
+
+
+def _retry(workdir: Workdir, task_id: str) -> str:
+    """The steps are ordered so that a failure at any of them (a full disk) changes
+    nothing: the new task file is written under a pending name first, then the result
+    moves to history/, then the pending file takes its name in the inbox. A crash between
+    the last two is completed by the next `retry` or daemon start."""
     result_path = workdir.result_path(task_id)
-    try:
-        done: Any = yaml.safe_load(result_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(
-            f"task {task_id!r} has no result: only finished tasks can be retried"
-        ) from None
-    source = _archived_task(workdir, task_id, done.get("task_file") if done else None)
+    done = _read_mapping(result_path, f"the result of {task_id!r}")
+    if done is None:
+        raise UsageError(f"task {task_id!r} has no result: only finished tasks can be retried")
+    source = _archived_task(workdir, task_id, done.get("task_file"))
     if source is None:
         raise UsageError(f"the task file of {task_id!r} is not in {workdir.archive}")
-    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data = _read_mapping(source, f"the archived task file {source}") or {}
     history = workdir.outbox / "history"
     history.mkdir(exist_ok=True)
     run = len(list(history.glob(f"{task_id}.*.result.yaml"))) + 1
-    os.replace(result_path, history / f"{task_id}.{run}.result.yaml")
+    kept = history / f"{task_id}.{run}.result.yaml"
     data["id"] = task_id
     data["retry"] = run
-    target = workdir.inbox / source.name
-    if target.exists():
-        target = workdir.inbox / f"{task_id}.retry-{run}.yaml"
-    atomic_write(target, dump_yaml(data).encode("utf-8"))
+    pending = workdir.inbox / fit_name(f".{source.name}", PENDING_SUFFIX)
+    try:
+        atomic_write(pending, dump_yaml(data).encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the new task file into {workdir.inbox}: {exc.strerror}; "
+            f"nothing was changed (free some space, then retry {task_id} again)"
+        ) from None
+    try:
+        os.replace(result_path, kept)
+    except OSError as exc:
+        pending.unlink(missing_ok=True)
+        raise UsageError(
+            f"cannot move the result of {task_id} to {history}: {exc.strerror}; nothing was changed"
+        ) from None
+    try:
+        target = workdir.publish_pending(pending, (source.name, f"{task_id}.retry-{run}.yaml"))
+    except OSError as exc:
+        os.replace(kept, result_path)
+        pending.unlink(missing_ok=True)
+        raise UsageError(
+            f"cannot put the task file of {task_id} into {workdir.inbox}: {exc.strerror}; "
+            "nothing was changed"
+        ) from None
+    log.info("retry %s: %s is in the inbox", task_id, target.name)
     return f"re-queued {task_id} (run {run + 1}); earlier results are in {history}"
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any] | None:
+    """A YAML mapping read with the task files' guards; None when the file is missing."""
+    try:
+        return load_mapping(read_regular(path, RESULT_MAX_BYTES), path.name)
+    except FileNotFoundError:
+        return None
+    except (OSError, TaskRejected) as exc:
+        raise UsageError(f"{what} cannot be read: {exc}") from None
 
 
 def _archived_task(workdir: Workdir, task_id: str, file_name: str | None) -> Path | None:
@@ -171,9 +267,8 @@ def _archived_task(workdir: Workdir, task_id: str, file_name: str | None) -> Pat
     for day in days:
         if file_name:
             candidate = day / file_name
-            with contextlib.suppress(OSError):
-                if candidate.is_file() and _task_id_of(candidate)[0] == task_id:
-                    return candidate
+            if _is_regular(candidate) and _task_id_of(candidate)[0] == task_id:
+                return candidate
         found = find_task_file(day, task_id)
         if found is not None:
             return found[0]

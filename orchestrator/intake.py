@@ -20,7 +20,10 @@ from orchestrator import workflow
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import iso, now_utc
 from orchestrator.jobs import Job
+from orchestrator.safefile import fit_name, read_regular
 from orchestrator.tasks import (
+    MAX_ID_BYTES,
+    MAX_INPUT_BYTES,
     Result,
     Task,
     compose_prompt,
@@ -219,12 +222,24 @@ class Intake:
     def _profile(self, agent: str) -> str | None:
         if agent not in self.profiles:
             relative = self.config.agents[agent].profile
-            self.profiles[agent] = (
-                (self.config.root / relative).read_text(encoding="utf-8") if relative else None
-            )
+            if relative is None:
+                self.profiles[agent] = None
+            else:
+                path = self.config.root / relative
+                try:
+                    data = read_regular(path, MAX_INPUT_BYTES, follow=True)
+                    self.profiles[agent] = data.decode("utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise TaskRejected(
+                        "profile_unreadable",
+                        f"the profile of agent {agent!r}, {relative}, cannot be read: {exc}",
+                        f"fix agents.{agent}.profile in config/agents.yaml",
+                    ) from None
         return self.profiles[agent]
 
 
 def _safe_id(raw: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:200]
-    return cleaned.strip(".") or "task"
+    """An id for the result of a file whose own id is unsafe: its letters and digits,
+    shortened (with a hash) to what can name a file."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in raw).replace("..", "_")
+    return fit_name(cleaned.lstrip(".-") or "task", "", MAX_ID_BYTES)

@@ -8,6 +8,7 @@ stable `kind`, a message naming the file and field, and a hint.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,13 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.config import Config, Duration, suggest
 from orchestrator.errors import TaskRejected
+from orchestrator.safefile import NotRegular, open_inside, read_fd
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
 MAX_TASK_BYTES = 1024 * 1024
-MAX_ID_LENGTH = 200
+MAX_INPUT_BYTES = 8 * MAX_TASK_BYTES  # a prompt_file or a context file
+# An id names files: `<id>.result.yaml`, a rejection's `<id>.rejected-<time>.result.yaml`
+# and their temp files `.<name>.<pid>.tmp`, `history/<id>.<run>.result.yaml`, ... The
+# longest adds 56 bytes, so 160 bytes of id keep every derived name under NAME_MAX (255).
+MAX_ID_BYTES = 160
+# The same for a task file's name: running/ and archive/ may add `.<time>-<hex>`.
+MAX_NAME_BYTES = 200
 PRIORITIES: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 TASK_SUFFIXES = (".yaml", ".yml")
 
@@ -35,16 +43,18 @@ def id_problem(task_id: str) -> str | None:
     """Why `task_id` is not a safe file name, or None when it is."""
     if not task_id:
         return "is empty"
-    if len(task_id) > MAX_ID_LENGTH:
-        return f"is {len(task_id)} characters long (at most {MAX_ID_LENGTH})"
+    try:
+        size = len(task_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "contains bytes that are not UTF-8"
+    if size > MAX_ID_BYTES:
+        return f"is {size} bytes long in UTF-8 (at most {MAX_ID_BYTES}: it names files)"
     if _UNSAFE_ID.search(task_id):
         return "contains a path separator or a control character"
     if task_id.startswith(".") or ".." in task_id:
         return "starts with a dot or contains '..'"
-    try:
-        task_id.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains bytes that are not UTF-8"
+    if task_id.startswith("-"):
+        return "starts with '-' (a tool could read it as an option)"
     return None
 
 
@@ -255,32 +265,69 @@ def _check_pins(task: Task, name: str, config: Config) -> None:
         )
 
 
-def inside(workspace: Path, relative: str, name: str, field: str) -> Path:
-    """Resolve a workspace-relative path; reject anything that escapes the workspace."""
+def read_inside(workspace: Path, relative: str, name: str, field: str) -> str:
+    """The text of a workspace file named in a task (prompt_file, context_files).
+
+    What is checked is the file that was opened: its real path must lie inside the
+    workspace (a symlink swapped in after any check cannot escape), it must be a regular
+    file with one name (a hard link may be the name of a file outside), and its size is
+    checked before a bounded read."""
     root = workspace.resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root):
-        raise TaskRejected(
-            "path_outside_workspace",
-            f"{name}: {field} {relative!r} points outside the workspace",
-            "name a file inside the workspace, relative to it",
-        )
-    if not target.is_file():
+    shown = f"{field} {relative!r}"
+    if not (root / relative).resolve().is_relative_to(root):
+        raise _outside(name, shown)
+    try:
+        opened = open_inside(root, relative)
+    except FileNotFoundError:
         raise TaskRejected(
             "file_not_found",
-            f"{name}: {field} {relative!r} does not exist",
+            f"{name}: {shown} does not exist",
             "create the file or fix the path (relative to the workspace)",
-        )
-    return target
-
-
-def _read_text(path: Path, name: str, field: str) -> str:
-    data = path.read_bytes()
-    if len(data) > MAX_TASK_BYTES * 8:
+        ) from None
+    except PermissionError:
+        raise _outside(name, shown) from None
+    except NotRegular as exc:
         raise TaskRejected(
-            "too_large", f"{name}: {field} {path.name!r} is {len(data)} bytes", "shorten it"
-        )
-    return _decode(data, f"{name}: {field} {path.name!r}")
+            "not_a_regular_file",
+            f"{name}: {shown} is {exc.what}",
+            "name a regular file inside the workspace",
+        ) from None
+    except OSError as exc:
+        raise TaskRejected(
+            "unreadable_file", f"{name}: {shown} cannot be read: {exc.strerror}", "fix the file"
+        ) from None
+    try:
+        if opened.info.st_nlink > 1:
+            raise TaskRejected(
+                "hard_link",
+                f"{name}: {shown} has {opened.info.st_nlink} hard links; another of its "
+                "names may be outside the workspace",
+                "copy the file into the workspace instead of linking it",
+            )
+        if opened.info.st_size > MAX_INPUT_BYTES:
+            raise _too_large(name, shown, opened.info.st_size)
+        data = read_fd(opened.fd, MAX_INPUT_BYTES + 1)
+    finally:
+        os.close(opened.fd)
+    if len(data) > MAX_INPUT_BYTES:
+        raise _too_large(name, shown, len(data))
+    return _decode(data, f"{name}: {shown}")
+
+
+def _outside(name: str, shown: str) -> TaskRejected:
+    return TaskRejected(
+        "path_outside_workspace",
+        f"{name}: {shown} points outside the workspace",
+        "name a file inside the workspace, relative to it",
+    )
+
+
+def _too_large(name: str, shown: str, size: int) -> TaskRejected:
+    return TaskRejected(
+        "too_large",
+        f"{name}: {shown} is {size} bytes (at most {MAX_INPUT_BYTES})",
+        "shorten it, or split the task",
+    )
 
 
 def compose_prompt(
@@ -295,9 +342,7 @@ def compose_prompt(
     if task.prompt is not None:
         body = task.prompt
     elif task.prompt_file is not None:
-        body = _read_text(
-            inside(workspace, task.prompt_file, name, "prompt_file"), name, "prompt_file"
-        )
+        body = read_inside(workspace, task.prompt_file, name, "prompt_file")
     else:
         body = _from_fields(task)
     if not body.strip():
@@ -310,7 +355,7 @@ def compose_prompt(
     parts.append(body.strip())
     for i, relative in enumerate(task.context_files):
         field = f"context_files[{i}]"
-        text = _read_text(inside(workspace, relative, name, field), name, field)
+        text = read_inside(workspace, relative, name, field)
         parts.append(f"## {relative}\n\n{text.strip()}")
     if task.previous_output:
         who = f"{task.previous_task} ({task.previous_agent})"

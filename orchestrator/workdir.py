@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import TaskRejected, WorkspaceError
-from orchestrator.tasks import MAX_TASK_BYTES, TASK_SUFFIXES
+from orchestrator.safefile import fit_name, kind_of, read_fd, read_head, read_regular
+from orchestrator.tasks import MAX_TASK_BYTES, TASK_SUFFIXES, load_mapping
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def read_task_file(path: Path) -> tuple[bytes, os.stat_result]:
     try:
         leased = _lease(fd)
         try:
-            return _read_all(fd, MAX_TASK_BYTES + 1), info
+            return read_fd(fd, MAX_TASK_BYTES + 1), info
         finally:
             if leased:
                 fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
@@ -83,24 +84,14 @@ def _lease(fd: int) -> bool:
     return True
 
 
-def _read_all(fd: int, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    while size < limit:
-        chunk = os.read(fd, min(1 << 20, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from datetime import datetime
 
 RESULT_SUFFIX = ".result.yaml"
+PENDING_SUFFIX = ".retry-pending"  # a retry's task file until its result has moved away
 COMPACT_AFTER = 50_000  # journal entries between two rewrites
+JOURNAL_MAX_BYTES = 64 * 1024 * 1024  # far more than COMPACT_AFTER entries take
 
 
 def is_task_name(name: str) -> bool:
@@ -128,12 +119,17 @@ def atomic_write(
     tmp = _temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:  # a full disk: leave no half-written temp file behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     if durable_name:
         _fsync_dir(path.parent)
 
@@ -187,7 +183,7 @@ _START_WRITE_BACK = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(fit_name(f".{path.name}", f".{os.getpid()}.tmp"))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -201,10 +197,8 @@ _STATUS = re.compile(rb"^status: *([a-z_]+)", re.MULTILINE)
 
 def read_status(result_file: Path) -> str | None:
     """The `status:` of a result file (read from its head; results put it second)."""
-    try:
-        with result_file.open("rb") as f:
-            head = f.read(4096)
-    except FileNotFoundError:
+    head = read_head(result_file, 4096)  # never blocks on a FIFO planted in its place
+    if head is None:
         return None
     match = _STATUS.search(head)
     return match.group(1).decode() if match else None
@@ -242,10 +236,16 @@ class Journal:
         self._appended = 0
 
     def load(self) -> None:
-        with contextlib.suppress(FileNotFoundError), self.path.open("rb") as f:
-            for line in f:
-                with contextlib.suppress(ValueError):
-                    self._apply(json.loads(line))
+        try:
+            data = read_regular(self.path, JOURNAL_MAX_BYTES)
+        except FileNotFoundError:
+            return
+        except OSError as exc:  # not a regular file, or absurdly large: start afresh
+            log.warning("ignoring the run journal %s: %s", self.path, exc)
+            return
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                self._apply(json.loads(line))
 
     def _apply(self, entry: dict[str, Any]) -> None:
         if "start" in entry:
@@ -260,10 +260,16 @@ class Journal:
 
     def open(self, claimed: set[str]) -> None:
         """Keep the counts of files still claimed (the groups were dealt with), then
-        append from here on."""
+        append from here on. A journal that cannot be written (a full disk) is kept in
+        memory only: the daemon starts anyway."""
         self.runs = {name: n for name, n in self.runs.items() if name in claimed}
         self.groups = {}
-        self._rewrite()
+        try:
+            self._rewrite()
+        except OSError as exc:
+            log.warning("cannot write the run journal %s: %s; keeping it in memory", self.path, exc)
+            with contextlib.suppress(OSError):
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
 
     def _rewrite(self) -> None:
         entries: list[dict[str, Any]] = [
@@ -354,10 +360,30 @@ class Workdir:
     def control(self) -> Path:
         return self.work / "control"
 
+    def folders(self) -> tuple[Path, ...]:
+        return (self.inbox, self.running, self.outbox, self.archive, self.runs, self.control)
+
     def ensure(self) -> None:
-        for folder in (self.inbox, self.running, self.outbox, self.archive, self.runs,
-                       self.control):  # fmt: skip
+        """Create the work folders, refusing any that is not a real folder."""
+        for folder in self.folders():
             folder.mkdir(parents=True, exist_ok=True)
+        self.check()
+
+    def check(self) -> None:
+        """Refuse a work folder replaced by a symlink (or a file): the daemon moves, writes
+        and deletes inside these, and must never do so in a folder elsewhere."""
+        for folder in (*self.folders(), self.outbox / "history"):
+            try:
+                mode = os.lstat(folder).st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(mode):
+                target = f" (to {os.readlink(folder)})" if stat.S_ISLNK(mode) else ""
+                raise WorkspaceError(
+                    f"{folder} is {kind_of(mode)}{target}, not a folder; the orchestrator "
+                    "never follows links out of its work folders: replace it with a real "
+                    f"folder (mkdir {folder})"
+                )
 
     def control_requests(self) -> list[Path]:
         """Pending `cancel` requests (control/<id>.cancel)."""
@@ -381,22 +407,56 @@ class Workdir:
         return sorted(p for p in self.running.iterdir() if is_task_name(p.name))
 
     def claim(self, path: Path) -> Path | None:
-        """Move an inbox file into running/; None when it is gone (already claimed)."""
+        """Move an inbox file into running/; None when it is gone (already claimed) or
+        cannot be moved (then it is looked at again at the next scan)."""
         target = self.running / path.name
-        if target.exists():  # another task of the same file name is still running
-            target = self.running / f"{path.stem}.{os.urandom(3).hex()}{path.suffix}"
+        if os.path.lexists(target):  # another task of the same file name is still running
+            target = self.running / fit_name(path.stem, f".{os.urandom(3).hex()}{path.suffix}")
         try:
             os.rename(path, target)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            log.error("cannot claim %s: %s", path.name, exc)
+            return None
         return target
 
     def clean_up(self) -> None:
-        """At start: half-written temp files left by a killed writer."""
+        """At start: half-written temp files left by a killed writer; retries cut short."""
+        self.finish_retries()
         for folder in (self.outbox, self.running, self.inbox, self.work):
             for leftover in folder.glob(".*.tmp"):
-                if leftover.stat().st_mtime < time.time() - 60 or folder != self.inbox:
-                    leftover.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    if folder != self.inbox or leftover.lstat().st_mtime < time.time() - 60:
+                        leftover.unlink()
+
+    def publish_pending(self, pending: Path, names: Sequence[str]) -> Path:
+        """Give a pending task file the first of `names` free in the inbox (linked, so an
+        agent's file of the same name is never replaced)."""
+        for name in (*names, f"{Path(names[0]).stem}.{os.urandom(3).hex()}.yaml"):
+            target = self.inbox / name
+            try:
+                os.link(pending, target)
+            except FileExistsError:
+                continue
+            pending.unlink()
+            return target
+        raise FileExistsError(f"no free name in {self.inbox} for {pending.name}")
+
+    def finish_retries(self) -> None:
+        """Complete a `retry` cut short (by a crash) after its result moved to history/:
+        its pending task file joins the inbox. One cut short before that is dropped."""
+        for pending in self.inbox.glob(f".*{PENDING_SUFFIX}"):
+            try:
+                raw = load_mapping(read_regular(pending, MAX_TASK_BYTES), pending.name)
+                if self.result_path(str(raw["id"])).exists():
+                    pending.unlink()
+                else:
+                    name = pending.name[1:].removesuffix(PENDING_SUFFIX)
+                    self.publish_pending(pending, (name,))
+                    log.warning("completed a retry cut short: %s is in the inbox", name)
+            except (OSError, TaskRejected, KeyError) as exc:
+                log.warning("cannot complete the retry %s: %s", pending.name, exc)
 
     def kill_orphans(self, journal: Journal) -> int:
         """Kill the tool process groups a dead daemon left running; empty work/runs/."""
@@ -426,13 +486,15 @@ class Workdir:
     def archive_file(self, path: Path, now: datetime) -> Path:
         folder = self.archive / now.strftime("%Y-%m-%d")
         if folder not in self._made:
+            if os.path.islink(folder):  # planted: the archive is never a way out
+                log.warning("removing the symbolic link %s from the archive", folder)
+                folder.unlink()
             folder.mkdir(parents=True, exist_ok=True)
             self._made.add(folder)
         target = folder / path.name
-        if target.exists():
-            target = (
-                folder / f"{path.stem}.{now.strftime('%H%M%S')}-{os.urandom(2).hex()}{path.suffix}"
-            )
+        if os.path.lexists(target):
+            unique = f".{now.strftime('%H%M%S')}-{os.urandom(2).hex()}{path.suffix}"
+            target = folder / fit_name(path.stem, unique)
         try:
             os.replace(path, target)
         except FileNotFoundError:
@@ -447,8 +509,18 @@ class Workdir:
         """Hold the daemon lock for the workspace, or raise WorkspaceError."""
         self.work.mkdir(parents=True, exist_ok=True)
         path = self.work / ".daemon.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot open the daemon lock {path}: {exc.strerror}; "
+                "remove it if it is not a plain file"
+            ) from None
+        try:
+            if not stat.S_ISREG(mode := os.fstat(fd).st_mode):
+                raise WorkspaceError(
+                    f"the daemon lock {path} is {kind_of(mode)}; remove it and start again"
+                )
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -457,8 +529,11 @@ class Workdir:
                     f"another daemon (pid {holder}) is already running on {self.work}; "
                     "stop it first, or use --root for another workspace"
                 ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            try:  # the pid is for the message above; a full disk must not stop the start
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError as exc:
+                log.warning("cannot write the pid into %s: %s", path, exc)
             yield
         finally:
             os.close(fd)

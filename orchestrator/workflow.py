@@ -17,13 +17,13 @@ is derived from the source task's id, so a handoff is written once, whatever hap
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import TaskRejected
-from orchestrator.tasks import MAX_ID_LENGTH, Task, load_mapping
+from orchestrator.safefile import fit_name
+from orchestrator.tasks import MAX_ID_BYTES, Task, load_mapping
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -106,12 +106,12 @@ def handoff_from_task(task: Task) -> dict[str, Any] | None:
 
 
 def follow_up_id(source_id: str, next_agent: str) -> str:
-    """`<source>--to-<agent>`; a source id too long for that is shortened with a hash."""
+    """`<source>--to-<agent>`; a source id too long for that is shortened with a hash
+    (ids are limited in bytes: they name files)."""
     suffix = f"--to-{next_agent}"
-    if len(source_id) + len(suffix) <= MAX_ID_LENGTH:
-        return source_id + suffix
-    digest = hashlib.sha256(source_id.encode()).hexdigest()[:12]
-    return f"{source_id[: MAX_ID_LENGTH - len(suffix) - 14]}--{digest}{suffix}"
+    if len(suffix.encode()) > MAX_ID_BYTES // 2:
+        return fit_name(source_id + suffix, "", MAX_ID_BYTES)
+    return fit_name(source_id, suffix, MAX_ID_BYTES)
 
 
 def follow_up_task(

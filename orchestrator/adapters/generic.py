@@ -2,8 +2,11 @@
 
 argv = [binary, *args], each element formatted on its own: `{model}`, `{prompt}`,
 `{prompt_file}`, `{task_id}` and `{workspace}` are replaced by plain text substitution, so a
-prompt is one argv element whatever it contains. Output is read as `text`, `json` or
-`jsonl`, with dotted paths (`usage.input_tokens`, `items.0.text`) for each field.
+prompt is one argv element whatever it contains. A prompt appended at the end (no
+`{prompt}` in args) that starts with `-` comes after `--`, so no tool reads it as an option;
+config validation refuses a template that puts `{prompt}` alone where an option may stand.
+Output is read as `text`, `json` or `jsonl`, with dotted paths (`usage.input_tokens`,
+`items.0.text`) for each field.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class GenericAdapter:
         }
         argv = [tool.binary, *(format_arg(arg, values) for arg in tool.args)]
         if tool.prompt == "arg" and not any("{prompt}" in arg for arg in tool.args):
+            if prompt.startswith("-"):  # never where an option may stand
+                argv.append("--")
             argv.append(prompt)
         argv.extend(tool.extra_args)
         data = prompt.encode("utf-8")
