@@ -7,6 +7,8 @@ problem names the file, the field path and the bad value, and says what to do.
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -27,7 +29,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 def parse_duration(value: object) -> float:
-    """`90`, `"90s"`, `"15m"`, `"1.5h"`, `"250ms"` → seconds."""
+    """`90`, `"90s"`, `"15m"`, `"1.5h"`, `"250ms"` → seconds (finite and positive)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 15m or 1h")
     if isinstance(value, int | float):
@@ -35,7 +37,9 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
-        raise ValueError(f"{value!r} is not a duration: write it as 30s, 15m or 1h")
+        raise ValueError(f"{value!a} is not a duration: write it as 30s, 15m or 1h")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number, such as 30s, 15m or 1h")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
@@ -50,8 +54,18 @@ def split_target(target: str) -> tuple[str | None, str]:
     return (tool, model) if sep else (None, target)
 
 
+def resolve_binary(binary: str, root: Path) -> str:
+    """A tool's binary as run: a bare name is looked up on PATH, an absolute path is kept,
+    and a relative path (`bin/tool.sh`, `./x`) is taken from the workspace `root`."""
+    if os.sep not in binary or os.path.isabs(binary):
+        return binary
+    return str(root / binary)
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number in config is finite: a NaN or infinite timeout, budget or price would
+    # pass the checks here and break every task later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- tools.yaml ------------------------------------------------------------------------
@@ -198,13 +212,24 @@ class Config(Strict):
 # --- loading ---------------------------------------------------------------------------
 
 
+def shown(name: str) -> str:
+    """A name as a hint lists it: plain when it is printable ASCII, else escaped
+    (`'\\u0430'`), so a look-alike character (Cyrillic U+0430 for Latin a) cannot hide."""
+    return name if name.isascii() and name.isprintable() else ascii(name)
+
+
 def suggest(value: str, choices: Iterable[str]) -> str:
-    """A "did you mean" hint, or the list of valid names when nothing is close."""
+    """A "did you mean" hint, or the list of valid names when nothing is close. Names and
+    a `value` that are not plain ASCII are shown escaped."""
     names = sorted(choices)
     close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
     if close:
-        return f"did you mean {close[0]!r}?"
-    return f"valid names: {', '.join(names)}" if names else "none are defined"
+        hint = f"did you mean {close[0]!a}?"
+    else:
+        hint = f"valid names: {', '.join(map(shown, names))}" if names else "none are defined"
+    if shown(value) != value:
+        hint = f"{value!a} has characters that are not plain ASCII; {hint}"
+    return hint
 
 
 def _field_path(loc: Iterable[int | str]) -> str:
@@ -248,15 +273,15 @@ def _problems_from(
             key = str(loc[-1])
             problems.append(
                 ConfigProblem(
-                    file, field, f"unknown key {key!r}", suggest(key, _allowed_keys(model, loc))
+                    file, field, f"unknown key {key!a}", suggest(key, _allowed_keys(model, loc))
                 )
             )
             continue
         value = item.get("input")
-        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        got = "" if isinstance(value, dict | list) or value is None else f" (got {value!a})"
         message = item["msg"].removeprefix("Value error, ")
         hint = "add it" if item["type"] == "missing" else "fix the value"
-        problems.append(ConfigProblem(file, field, message + shown, hint))
+        problems.append(ConfigProblem(file, field, message + got, hint))
     return problems
 
 
@@ -355,7 +380,7 @@ def _check_target(
                 ConfigProblem(
                     file,
                     field,
-                    f"unknown tool {tool_name!r} in {target!r}",
+                    f"unknown tool {tool_name!a} in {target!a}",
                     suggest(tool_name, config.tools),
                 )
             ]
@@ -365,7 +390,7 @@ def _check_target(
                 ConfigProblem(
                     file,
                     field,
-                    f"model {model!r} is not listed for tool {tool_name!r}",
+                    f"model {model!a} is not listed for tool {tool_name!a}",
                     f"add it to tools.{tool_name}.models or config/models.yaml; "
                     + suggest(model, tool.models),
                 )
@@ -376,14 +401,14 @@ def _check_target(
             ConfigProblem(
                 file,
                 field,
-                f"unknown model {model!r}",
+                f"unknown model {model!a}",
                 "list it under a tool's models or in config/models.yaml; "
                 + suggest(model, _known_models(config)),
             )
         ]
     if default_tool is None and config.tool_for_model(model) is None:
         return [
-            ConfigProblem(file, field, f"no tool lists model {model!r}", "write it as tool:model")
+            ConfigProblem(file, field, f"no tool lists model {model!a}", "write it as tool:model")
         ]
     return []
 
@@ -406,7 +431,7 @@ def _check_agents(config: Config) -> list[ConfigProblem]:
                 ConfigProblem(
                     file,
                     f"{base}.preferred_tool",
-                    f"unknown tool {agent.preferred_tool!r}",
+                    f"unknown tool {agent.preferred_tool!a}",
                     suggest(agent.preferred_tool, config.tools),
                 )
             )
@@ -434,7 +459,7 @@ def _check_agents(config: Config) -> list[ConfigProblem]:
                     ConfigProblem(
                         file,
                         f"{base}.handoff_to[{i}]",
-                        f"unknown agent {target!r}",
+                        f"unknown agent {target!a}",
                         suggest(target, config.agents),
                     )
                 )
@@ -443,7 +468,7 @@ def _check_agents(config: Config) -> list[ConfigProblem]:
                 ConfigProblem(
                     file,
                     f"{base}.profile",
-                    f"profile file {agent.profile!r} not found",
+                    f"profile file {agent.profile!a} not found",
                     "create it (relative to the workspace) or remove the key",
                 )
             )
@@ -467,7 +492,7 @@ def _check_policies(config: Config) -> list[ConfigProblem]:
                 ConfigProblem(
                     "config/policies.yaml",
                     f"budgets.per_agent.{agent_name}",
-                    f"unknown agent {agent_name!r}",
+                    f"unknown agent {agent_name!a}",
                     suggest(agent_name, config.agents),
                 )
             )
@@ -513,7 +538,7 @@ def _check_timezone(name: str) -> list[ConfigProblem]:
             ConfigProblem(
                 "config/policies.yaml",
                 "budgets.timezone",
-                f"unknown time zone {name!r}",
+                f"unknown time zone {name!a}",
                 "use an IANA name such as Europe/Berlin or UTC",
             )
         ]
