@@ -166,10 +166,13 @@ class BudgetLedger:
         return decision, Reservation(windows, estimate)
 
     def settle(self, reservation: Reservation | None, actual: float | None) -> None:
-        """Replace the reservation by the actual cost (the estimate when it is unknown)."""
+        """Replace the reservation by the actual cost. An unknown cost (None), or one no
+        run can have (negative, NaN, infinite), counts as the estimate: never as a credit."""
         if reservation is None:
             return
-        cost = reservation.amount if actual is None else actual
+        cost = reservation.amount
+        if actual is not None and math.isfinite(actual) and actual >= 0:
+            cost = actual
         for window in reservation.windows:
             self.reserved[window.key] = self.reserved.get(window.key, 0.0) - reservation.amount
             self.spent[window.key] = self.spent.get(window.key, 0.0) + cost
