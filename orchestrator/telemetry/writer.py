@@ -1,7 +1,10 @@
 """The telemetry writer: one task owns the aiosqlite connection and commits rows from a
 memory stream in batches, so the hot path never waits for a commit. If the database cannot
 be written (locked, read-only, disk full), rows stay buffered up to a bound and are retried;
-beyond it they are counted as dropped. Tasks never fail because of telemetry.
+beyond it they are counted as dropped. A row the database refuses (a broken constraint, a
+number SQLite cannot bind) does not hold up the others: its batch is written row by row,
+the row once more with its numbers made storable, else dropped and counted.
+Tasks never fail because of telemetry.
 """
 
 from __future__ import annotations
@@ -213,7 +216,14 @@ class TelemetryWriter:
         batch = self._pending
         try:
             await db.execute("BEGIN IMMEDIATE")
-            await _write_batch(db, batch, self.days)
+            await db.execute("SAVEPOINT batch")
+            written = len(batch.invocations)
+            dropped: list[str] = []
+            try:
+                await _write_batch(db, batch, self.days)
+            except ROW_ERRORS as exc:  # a row the database refuses: store the rest
+                await db.execute("ROLLBACK TO batch")
+                written, dropped = await self._write_one_by_one(db, batch, exc)
             await db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
@@ -221,8 +231,11 @@ class TelemetryWriter:
                 await db.execute("ROLLBACK")
             self._report()
             return db
-        self.health.written += len(batch.invocations)
-        self.health.last_error = None
+        for why in dropped:
+            log.warning("telemetry: %s", why)
+        self.health.written += written
+        self.health.dropped += len(dropped)
+        self.health.last_error = dropped[-1] if dropped else None
         self._pending = _Batch()
         self.health.buffered = 0
         self._settled += self._pending_items
@@ -231,6 +244,89 @@ class TelemetryWriter:
         self._progress = anyio.Event()
         self._report()
         return db
+
+    async def _write_one_by_one(
+        self, db: aiosqlite.Connection, batch: _Batch, first: BaseException
+    ) -> tuple[int, list[str]]:
+        """Write `batch` item by item, each in its own savepoint: an invocation row the
+        database refuses is tried once more with its numbers made storable, and an item
+        refused even so is left out. Returns the invocation rows written and why each
+        item left out was."""
+        log.warning("telemetry: a row was refused (%s); writing the batch row by row", first)
+        written = 0
+        dropped = []
+        items = [_Batch(invocations=[row]) for row in batch.invocations]
+        items += [_Batch(events=[event]) for event in batch.events]
+        items += [_Batch(states={key: state}) for key, state in batch.states.items()]
+        for item in items:
+            tries = [item]
+            if item.invocations:
+                tries.append(_Batch(invocations=[storable(item.invocations[0])]))
+            error = await self._write_first(db, tries)
+            if error is None:
+                written += len(item.invocations)
+                continue
+            what = (
+                f"the invocation row of task {item.invocations[0].get('task_id')!a}"
+                if item.invocations
+                else "a task event or state"
+            )
+            dropped.append(f"{type(error).__name__}: {error} ({what} was dropped)")
+        return written, dropped
+
+    async def _write_first(
+        self, db: aiosqlite.Connection, tries: list[_Batch]
+    ) -> BaseException | None:
+        """Write the first of `tries` the database takes; the last refusal when none."""
+        error: BaseException | None = None
+        for attempt in tries:
+            await db.execute("SAVEPOINT item")
+            try:
+                await _write_batch(db, attempt, self.days)
+            except ROW_ERRORS as exc:
+                await db.execute("ROLLBACK TO item")
+                error = exc
+            else:
+                error = None
+            await db.execute("RELEASE item")
+            if error is None:
+                return None
+        return error
+
+
+# What a single row can do wrong (as opposed to the database being unusable): break a
+# constraint, hold a value SQLite cannot bind (an integer past 64 bits), or be malformed.
+ROW_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    KeyError,
+)
+_SQLITE_INT = (-(2**63), 2**63 - 1)
+_NOT_NULL_NUMBERS = frozenset({*TOKEN_KINDS, "reasoning_tokens", "attempt", "duration_ms"})
+
+
+def _bindable(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)  # SQLite stores NaN as NULL; sums of inf are NaN
+    if isinstance(value, int):
+        return _SQLITE_INT[0] <= value <= _SQLITE_INT[1]
+    return value is None or isinstance(value, str)
+
+
+def storable(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every value SQLite would refuse or a rollup could not sum (NaN, an
+    infinity, an integer past 64 bits, a value of another type) nulled, or zeroed where
+    the column is a NOT NULL number."""
+    fixed = dict(row)
+    for column in INVOCATION_COLUMNS:
+        if not _bindable(row.get(column)):
+            fixed[column] = 0 if column in _NOT_NULL_NUMBERS else None
+    return fixed
 
 
 async def _write_batch(db: aiosqlite.Connection, batch: _Batch, days: LocalDays) -> None:
