@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,10 @@ from orchestrator.adapters.base import (
     RunContext,
     ToolFailure,
     Usage,
+    possible_cost,
+    sane,
 )
+from orchestrator.config import resolve_binary
 from orchestrator.policy import BudgetLedger, RateLimiter, Reservation, estimate_tokens
 from orchestrator.pricing import Cost, Pricer
 from orchestrator.process import ProcessResult, run_process
@@ -152,8 +155,12 @@ class Engine:
         )
 
     def invocation(self, attempt: Attempt, prompt: str, ctx: RunContext) -> Invocation:
+        """The adapter's invocation, its binary resolved (a relative path with a
+        separator is taken from the workspace, whatever the daemon's own cwd)."""
         tool = self.config.tools[attempt.tool]
-        return get_adapter(tool.adapter).build(tool, attempt.model, prompt, ctx)
+        built = get_adapter(tool.adapter).build(tool, attempt.model, prompt, ctx)
+        binary = resolve_binary(built.argv[0], self.config.root)
+        return replace(built, argv=[binary, *built.argv[1:]])
 
     def estimate(self, attempt: Attempt, prompt_tokens: int) -> float | None:
         """The expected cost of an attempt: prompt + the tool's overhead + typical output."""
@@ -248,7 +255,7 @@ async def _one(
     run.tried.add(key)
     if on_start is not None:
         on_start(attempt)
-    record, parsed, failure, cost = await _attempt(engine, run.task, attempt, run.prompt, number)
+    record, parsed, failure, cost = await _attempt(engine, run, attempt)
     engine.ledger.settle(reservation, cost.usd)
     run.result.attempts.append(record)
     _record(engine, run, number, attempt, record, parsed, cost)
@@ -430,9 +437,10 @@ def _record(
 
 
 async def _attempt(
-    engine: Engine, task: Task, attempt: Attempt, prompt: str, number: int
+    engine: Engine, run: _Run, attempt: Attempt
 ) -> tuple[AttemptRecord, ParsedOutput, ToolFailure | None, Cost]:
     config = engine.config
+    task = run.task
     tool = config.tools[attempt.tool]
     adapter = get_adapter(tool.adapter)
     started = now_utc()
@@ -444,7 +452,7 @@ async def _attempt(
         ctx = RunContext(
             task_id=task.id, workspace=config.root, run_dir=run_dir, budget_usd=task.budget_usd
         )
-        invocation = adapter.build(tool, attempt.model, prompt, ctx)
+        invocation = engine.invocation(attempt, run.prompt, ctx)
         for name, data in invocation.files.items():
             target = run_dir / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -468,11 +476,10 @@ async def _attempt(
                 parsed, failure = _judge(adapter.parse, tool, attempt, proc)
     finally:
         engine.give_back(run_dir)
+    parsed, cost = _priced(engine, run, attempt, parsed)
     usage = None
-    cost = Cost(None, None)
     if parsed.usage is not None:
         usage = {k: v for k, v in vars(parsed.usage).items() if v or k != "reasoning_tokens"}
-        cost = engine.pricer.cost_of(parsed.model or attempt.model, parsed.usage, parsed.cost_usd)
     record = AttemptRecord(
         tool=attempt.tool,
         model=parsed.model or attempt.model,
@@ -489,6 +496,30 @@ async def _attempt(
     return record, parsed, failure, cost
 
 
+def _priced(
+    engine: Engine, run: _Run, attempt: Attempt, parsed: ParsedOutput
+) -> tuple[ParsedOutput, Cost]:
+    """The attempt's output without impossible numbers, and its cost. Any impossible
+    number (reported, or a cost computed from the counts) makes the cost unknown, which
+    the budget counts as the attempt's estimate: a broken report never frees budget."""
+    parsed, impossible = sane(parsed)
+    cost = Cost(None, None)
+    if parsed.usage is not None:
+        cost = engine.pricer.cost_of(parsed.model or attempt.model, parsed.usage, parsed.cost_usd)
+        if cost.usd is not None and not possible_cost(cost.usd):
+            impossible.append((f"{cost.source} cost_usd", cost.usd))
+    if not impossible:
+        return parsed, cost
+    found = ", ".join(f"{name}={str(value)[:40]}" for name, value in impossible)
+    warning = (
+        f"{attempt.tool} reported impossible numbers ({found}): this attempt's cost is "
+        "unknown and counts as its estimate in budgets"
+    )
+    log.warning("task %s: %s", run.task.id, warning)
+    run.result.warnings.append(warning)
+    return parsed, Cost(None, None)
+
+
 def _missing_binary(binary: str, path: str, tool_name: str) -> ToolFailure | None:
     if shutil.which(binary, path=path) is not None:
         return None
@@ -497,6 +528,12 @@ def _missing_binary(binary: str, path: str, tool_name: str) -> ToolFailure | Non
             ErrorKind.NOT_EXECUTABLE,
             f"{binary} is not executable",
             f"chmod +x {binary}, or fix tools.{tool_name}.binary",
+        )
+    if os.sep in binary:
+        return ToolFailure(
+            ErrorKind.MISSING_BINARY,
+            f"{binary} does not exist",
+            f"fix tools.{tool_name}.binary (a relative path is taken from the workspace)",
         )
     return ToolFailure(
         ErrorKind.MISSING_BINARY,

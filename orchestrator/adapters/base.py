@@ -8,7 +8,8 @@ end a run early when a line proves it cannot succeed (codex waiting for the netw
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -85,6 +86,50 @@ class ParsedOutput:
     @property
     def cost_source(self) -> Literal["reported"] | None:
         return "reported" if self.cost_usd is not None else None
+
+
+# What one attempt can plausibly report. A long agent run re-reads a context of up to a
+# few million tokens on each of some hundred turns: 10^9 tokens of one kind is beyond any
+# real run, yet small enough that sums stay exact in a float. The dearest models charge
+# tens to hundreds of dollars per million tokens and real runs cost cents to tens of
+# dollars: $10,000 for one attempt is a broken report (or one no budget could allow).
+MAX_TOKENS = 10**9
+MAX_COST_USD = 10_000.0
+
+
+def possible_cost(value: object) -> bool:
+    """A finite number of dollars in [0, MAX_COST_USD]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 <= value <= MAX_COST_USD
+
+
+def _count(value: object) -> int | None:
+    """A whole number of tokens in [0, MAX_TOKENS] (an integral float counts), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():  # also NaN and the infinities
+        return None
+    return int(value) if 0 <= value <= MAX_TOKENS else None
+
+
+def sane(parsed: ParsedOutput) -> tuple[ParsedOutput, list[tuple[str, object]]]:
+    """`parsed` without the numbers no real run reports, and the (field, value) pairs
+    removed: usage goes as a whole when any count is impossible (a partial count would
+    price too low), a reported cost when it is not a possible cost."""
+    impossible: list[tuple[str, object]] = []
+    usage = parsed.usage
+    if usage is not None:
+        counts = {name: _count(value) for name, value in vars(usage).items()}
+        impossible += [(n, getattr(usage, n)) for n, count in counts.items() if count is None]
+        usage = None if impossible else Usage(**{n: c or 0 for n, c in counts.items()})
+    cost = parsed.cost_usd
+    if cost is not None and not possible_cost(cost):
+        impossible.append(("cost_usd", cost))
+        cost = None
+    if usage == parsed.usage and cost == parsed.cost_usd:
+        return parsed, impossible
+    return replace(parsed, usage=usage, cost_usd=cost), impossible
 
 
 @dataclass(frozen=True)
