@@ -4,6 +4,8 @@
      ├── ConfigError            config/ is missing or invalid (one or more ConfigProblem)
      ├── TaskRejected           a task file cannot be run (becomes a `rejected` result)
      ├── WorkspaceError         the work directory cannot be used (missing, locked, ...)
+     │    ├── TelemetryUnusable work/telemetry.db cannot be read or written (corrupt, ...)
+     │    └── FileSystemError   a file operation failed (disk full, permissions, ...)
      └── UsageError             a command was called wrongly (unknown id, bad option value)
 
 Every message names what is wrong (file, field, value) and what to do. The CLI prints
@@ -13,7 +15,12 @@ Failures of tools are not exceptions: they are data (`adapters.base.ToolFailure`
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class OrchestratorError(Exception):
@@ -57,3 +64,46 @@ class WorkspaceError(OrchestratorError):
 
 class UsageError(OrchestratorError):
     pass
+
+
+class TelemetryUnusable(WorkspaceError):
+    """The telemetry database cannot be used; `reason` is SQLite's word for why."""
+
+    def __init__(self, path: Path, reason: str, hint: str, consequence: str = "") -> None:
+        self.path = path
+        self.reason = reason
+        self.hint = hint
+        then = f"{consequence}; " if consequence else ""
+        super().__init__(f"telemetry database {path} is not usable ({reason}): {then}{hint}")
+
+    def with_consequence(self, consequence: str) -> TelemetryUnusable:
+        """The same problem, saying what it means for the command that met it."""
+        return TelemetryUnusable(self.path, self.reason, self.hint, consequence)
+
+
+# What to do about an OSError, by errno; the default is the last entry's.
+_OS_HINTS: tuple[tuple[frozenset[int], str], ...] = (
+    (
+        frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG}),
+        "free some space on that file system (or raise the file size limit), then run it again",
+    ),
+    (frozenset({errno.EACCES, errno.EPERM}), "check the permissions of that path"),
+    (frozenset({errno.EROFS}), "that file system is read-only: use a writable workspace"),
+    (frozenset({errno.ENOENT, errno.ENOTDIR}), "check that the path exists"),
+    (frozenset({errno.EMFILE, errno.ENFILE}), "too many open files: raise the limit (ulimit -n)"),
+    (frozenset({errno.EIO}), "the disk reported an I/O error: check it, then run it again"),
+)
+
+
+class FileSystemError(WorkspaceError):
+    """An OSError that stopped a command, told as what failed, why, where and what to do."""
+
+    def __init__(self, what: str, error: OSError, where: Path | str | None = None) -> None:
+        self.error = error
+        why = error.strerror or str(error) or type(error).__name__
+        place = error.filename if error.filename is not None else f"somewhere under {where}"
+        todo = next(
+            (hint for codes, hint in _OS_HINTS if error.errno in codes),
+            "check that path, then run it again",
+        )
+        super().__init__(f"{what} ({why}, {place}): {todo}")

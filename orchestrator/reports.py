@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from orchestrator.errors import TelemetryUnusable
 from orchestrator.policy import period_bounds
 from orchestrator.telemetry.store import (
     SUMS,
@@ -26,6 +27,7 @@ from orchestrator.telemetry.store import (
     has_daily,
     parse_time,
     spend_between,
+    unusable,
 )
 
 if TYPE_CHECKING:
@@ -65,25 +67,41 @@ def read_budgets(root: Path) -> BudgetView:
 
 @contextlib.contextmanager
 def _database(root: Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection, or None when there is no database (yet). A database SQLite
+    refuses (not one, corrupt, unreadable), on opening or while it is read, raises
+    TelemetryUnusable: an empty report would hide it."""
     path = root / "work" / "telemetry.db"
-    if not path.is_file():
+    if not path.exists():
         yield None
         return
+    if not path.is_file():
+        raise TelemetryUnusable(
+            path,
+            "not a database file",
+            "move it aside to start a new one (the next run creates it)",
+        )
     try:
         db = connect(path, readonly=True)
-        ready = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'usage_rollup'").fetchone()
-    except sqlite3.Error:
-        yield None  # unreadable: `telemetry_health` says so
-        return
+    except sqlite3.Error as exc:
+        raise unusable(path, exc) from None
     try:
+        ready = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'usage_rollup'").fetchone()
         yield db if ready else None  # a database being created has no tables yet
+    except sqlite3.Error as exc:
+        raise unusable(path, exc) from None
     finally:
         db.close()
 
 
 def telemetry_health(root: Path) -> dict[str, Any]:
     """What the daemon's telemetry writer last reported (rows buffered or dropped)."""
-    health: dict[str, Any] = {"ok": True, "dropped": 0, "buffered": 0, "error": None}
+    health: dict[str, Any] = {
+        "ok": True,
+        "dropped": 0,
+        "buffered": 0,
+        "error": None,
+        "unreadable": False,
+    }
     path = root / "work" / "telemetry.health.json"
     with contextlib.suppress(OSError, ValueError):
         health.update(json.loads(path.read_text()))
@@ -104,6 +122,50 @@ def _count_files(folder: Path) -> int:
         return 0
 
 
+def _read_status(
+    db: sqlite3.Connection,
+    now: datetime,
+    day_start: datetime,
+    queue: dict[str, int],
+    running: list[dict[str, Any]],
+    waiting: list[dict[str, Any]],
+    chains: list[dict[str, Any]],
+) -> None:
+    """Task counts, running and waiting tasks and today's handoffs, into the lists given."""
+    today_iso = day_start.isoformat().replace("+00:00", "Z")
+    # two index range scans (tasks_state is on (state, updated_at)), not a full scan
+    live = db.execute(
+        "SELECT state, COUNT(*) FROM tasks "
+        "WHERE state IN ('queued', 'waiting', 'running') GROUP BY state"
+    )
+    done = db.execute(
+        f"SELECT state, COUNT(*) FROM tasks WHERE state IN "
+        f"({', '.join('?' * len(FINAL_STATES))}) AND updated_at >= ? GROUP BY state",
+        (*FINAL_STATES, today_iso),
+    )
+    queue.update(dict(live.fetchall()))
+    queue.update(dict(done.fetchall()))
+    for task_id, agent, tool, model, started in db.execute(
+        "SELECT task_id, agent, tool, model, started_at FROM tasks "
+        "WHERE state = 'running' ORDER BY started_at"
+    ):
+        elapsed = (now - parse_time(started)).total_seconds() if started else None
+        running.append(
+            {"id": task_id, "agent": agent, "tool": tool, "model": model,
+             "elapsed_s": round(elapsed, 1) if elapsed is not None else None}
+        )  # fmt: skip
+    for task_id, agent, waiting_for in db.execute(
+        "SELECT task_id, agent, waiting_for FROM tasks WHERE state = 'waiting'"
+    ):
+        waiting.append({"id": task_id, "agent": agent, "waiting_for": waiting_for})
+    for task_id, parent, agent, state in db.execute(
+        "SELECT task_id, parent_task, agent, state FROM tasks "
+        "WHERE parent_task IS NOT NULL AND updated_at >= ? ORDER BY updated_at",
+        (today_iso,),
+    ):
+        chains.append({"from": parent, "to": task_id, "agent": agent, "state": state})
+
+
 def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     """What `status --json` prints: queue, running tasks, spend vs budgets."""
     now = now or datetime.now(UTC)
@@ -117,42 +179,15 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     waiting: list[dict[str, Any]] = []
     chains: list[dict[str, Any]] = []
     today = month = 0.0
-    with _database(root) as db:
-        if db is not None:
-            today_iso = day_start.isoformat().replace("+00:00", "Z")
-            # two index range scans (tasks_state is on (state, updated_at)), not a full scan
-            live = db.execute(
-                "SELECT state, COUNT(*) FROM tasks "
-                "WHERE state IN ('queued', 'waiting', 'running') GROUP BY state"
-            )
-            done = db.execute(
-                f"SELECT state, COUNT(*) FROM tasks WHERE state IN "
-                f"({', '.join('?' * len(FINAL_STATES))}) AND updated_at >= ? GROUP BY state",
-                (*FINAL_STATES, today_iso),
-            )
-            queue.update(dict(live.fetchall()))
-            queue.update(dict(done.fetchall()))
-            for task_id, agent, tool, model, started in db.execute(
-                "SELECT task_id, agent, tool, model, started_at FROM tasks "
-                "WHERE state = 'running' ORDER BY started_at"
-            ):
-                elapsed = (now - parse_time(started)).total_seconds() if started else None
-                running.append(
-                    {"id": task_id, "agent": agent, "tool": tool, "model": model,
-                     "elapsed_s": round(elapsed, 1) if elapsed is not None else None}
-                )  # fmt: skip
-            for task_id, agent, waiting_for in db.execute(
-                "SELECT task_id, agent, waiting_for FROM tasks WHERE state = 'waiting'"
-            ):
-                waiting.append({"id": task_id, "agent": agent, "waiting_for": waiting_for})
-            for task_id, parent, agent, state in db.execute(
-                "SELECT task_id, parent_task, agent, state FROM tasks "
-                "WHERE parent_task IS NOT NULL AND updated_at >= ? ORDER BY updated_at",
-                (today_iso,),
-            ):
-                chains.append({"from": parent, "to": task_id, "agent": agent, "state": state})
-            today = spend_between(db, day_start, day_end)
-            month = spend_between(db, month_start, month_end)
+    health = telemetry_health(root)
+    try:
+        with _database(root) as db:
+            if db is not None:
+                _read_status(db, now, day_start, queue, running, waiting, chains)
+                today = spend_between(db, day_start, day_end)
+                month = spend_between(db, month_start, month_end)
+    except TelemetryUnusable as problem:  # the queue and budgets are still worth showing
+        health.update(ok=False, unreadable=True, error=str(problem))
     warnings = []
     for label, spent, limit in (("today", today, budgets.daily_usd),
                                 ("this month", month, budgets.monthly_usd)):  # fmt: skip
@@ -164,7 +199,7 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
         "running": running,
         "waiting": waiting,
         "chains": chains,
-        "telemetry": telemetry_health(root),
+        "telemetry": health,
         "spend": {
             "today_usd": round(today, 6),
             "month_usd": round(month, 6),
@@ -218,7 +253,9 @@ def render_status(data: dict[str, Any]) -> str:
     lines.append(f"  this month  {_bar(spend['month_usd'], budgets['monthly_usd'])}")
     lines += [f"  warning: {w}" for w in spend["warnings"]]
     health = data["telemetry"]
-    if not health["ok"]:
+    if health.get("unreadable"):
+        lines.append(f"telemetry: {health['error']} (the spend above is not known)")
+    elif not health["ok"]:
         lines.append(
             f"telemetry: {health['buffered']} rows waiting, {health['dropped']} dropped"
             + (f"; the database cannot be written: {health['error']}" if health["error"] else "")

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from orchestrator.errors import TelemetryUnusable
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
@@ -219,8 +221,18 @@ def _configure(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA synchronous = NORMAL")
 
 
+def _applied(db: sqlite3.Connection) -> set[str]:
+    """The migrations recorded so far: a read, which a writer holding a lock does not
+    block (WAL), so that a database already up to date opens while another process writes."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchone():
+        return set()
+    return {str(name) for (name,) in db.execute("SELECT name FROM _migrations")}
+
+
 def migrate(db: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded in `_migrations`; return their names."""
+    if _applied(db) >= {name for name, _ in MIGRATIONS}:
+        return []
     db.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
@@ -255,6 +267,33 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     _configure(db)
     migrate(db)
     return db
+
+
+def is_busy(exc: sqlite3.Error | str) -> bool:
+    """Whether an error (or its message) says another connection holds the lock."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
+
+
+def hint_for(exc: sqlite3.Error | str) -> str:
+    """What to do about an error SQLite gave for the database (or its message)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if is_busy(exc):
+        return "another process holds a lock on it; try again when it is done"
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")) or (
+        "unable to open" in text or "readonly" in text
+    ):
+        return "check that it is a file you may read and write, in a folder you may write"
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or "disk is full" in text or "I/O" in text:
+        return "free some space on its file system (or check the disk), then try again"
+    # SQLITE_NOTADB, SQLITE_CORRUPT and anything else: the file itself is bad
+    return "move the file aside to start a new one (the next run creates it)"
+
+
+def unusable(path: Path, exc: sqlite3.Error) -> TelemetryUnusable:
+    """The error for a database that SQLite refused, with what to do about it."""
+    return TelemetryUnusable(path, str(exc) or type(exc).__name__, hint_for(exc))
 
 
 def bucket_of(moment: datetime) -> str:
