@@ -27,13 +27,14 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(_root(args))
 
 
-def _setup_logging(verbose: int, default: str = "WARNING") -> None:
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def _setup_logging(verbose: int, default: str = "WARNING", fmt: str = LOG_FORMAT) -> None:
     import logging
 
     level = {0: default, 1: "INFO"}.get(verbose, "DEBUG")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=level, format=fmt if verbose == 0 else LOG_FORMAT, stream=sys.stderr)
 
 
 # --- commands --------------------------------------------------------------------------
@@ -111,7 +112,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
     from orchestrator.submit import exec_task
 
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, fmt="%(levelname)s: %(message)s")  # one short line each
     config = _load(args)
     contexts = [Path(p) for p in args.context]
     output = Path(args.output) if args.output else None
@@ -326,17 +327,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from orchestrator.errors import ConfigError, OrchestratorError  # only when needed
-
-        if isinstance(exc, ConfigError):
-            count = len(exc.problems)
-            noun = "problem" if count == 1 else "problems"
-            print(f"error: invalid configuration ({count} {noun}):", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
-            return 1
-        if isinstance(exc, OrchestratorError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+        reported = _report(exc, args)
+        if reported is None:
+            raise  # a bug of ours: the traceback is what helps
+        return reported
     return code
+
+
+def _report(exc: Exception, args: argparse.Namespace) -> int | None:
+    """Print an error the user can act on as one line (an OSError too: disk full, no
+    permission) and return the exit code; None for anything else."""
+    from orchestrator.errors import ConfigError, FileSystemError, OrchestratorError
+
+    error = _single(exc)
+    if isinstance(error, OSError):
+        what = f"orchestrator {args.command} stopped on a file system error"
+        error = FileSystemError(what, error, where=_root(args))
+    if isinstance(error, ConfigError):
+        count = len(error.problems)
+        noun = "problem" if count == 1 else "problems"
+        print(f"error: invalid configuration ({count} {noun}):", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if isinstance(error, OrchestratorError):
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return None
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The first error of a task group's ExceptionGroup when all of them are errors to
+    report (an OSError or one of ours); else `exc` itself."""
+    from orchestrator.errors import OrchestratorError
+
+    while isinstance(exc, BaseExceptionGroup):
+        ours, others = exc.split((OSError, OrchestratorError))
+        if others is not None or ours is None:
+            return exc
+        exc = ours.exceptions[0]
+    return exc
