@@ -418,6 +418,7 @@ def cross_check(config: Config) -> list[ConfigProblem]:
     for name, tool in config.tools.items():
         for i, arg in enumerate(tool.args):
             problems += _check_placeholders(arg, f"tools.{name}.args[{i}]", tool)
+        problems += _check_prompt_position(name, tool)
     return problems + _check_policies(config)
 
 
@@ -526,6 +527,26 @@ def _check_placeholders(arg: str, field: str, tool: ToolConfig) -> list[ConfigPr
                 )
             )
     return problems
+
+
+def _check_prompt_position(name: str, tool: ToolConfig) -> list[ConfigProblem]:
+    """`{prompt}` alone as an argument must follow `--` or an option that takes it as its
+    value: a prompt starting with `-` would otherwise be read as an option."""
+    args = tool.args
+    for i, arg in enumerate(args):
+        before = args[i - 1] if i else ""
+        if arg == "{prompt}" and before != "--" and not before.startswith("-"):
+            return [
+                ConfigProblem(
+                    "config/tools.yaml",
+                    f"tools.{name}.args[{i}]",
+                    "{prompt} stands where an option may: a prompt starting with '-' "
+                    "would be read as one",
+                    'put "--" before it (if the tool accepts it), or pass it as an '
+                    'option\'s value: "--prompt", "{prompt}" or "--prompt={prompt}"',
+                )
+            ]
+    return []
 
 
 def _check_timezone(name: str) -> list[ConfigProblem]:

@@ -33,6 +33,7 @@ from orchestrator.tasks import (
 )
 from orchestrator.workdir import (
     PENDING_SUFFIX,
+    RESULT_MAX_BYTES,
     Workdir,
     atomic_write,
     is_task_name,
@@ -48,7 +49,6 @@ ANSWER_SUFFIX = ".answer"  # the daemon's reply when it has no such task
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
-RESULT_MAX_BYTES = 4 * 1024 * 1024  # a result file (a large output has its own file)
 WAIT_FOR_DAEMON_S = 15.0
 
 

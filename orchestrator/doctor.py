@@ -11,7 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orchestrator.config import resolve_binary
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from orchestrator.config import Config, ToolConfig
 
 INSTALL_HINTS = {
@@ -53,8 +57,8 @@ def _version(path: str) -> str | None:
     return lines[0].strip() if done.returncode == 0 and lines else None
 
 
-def _check(name: str, tool: ToolConfig) -> ToolCheck:
-    path = shutil.which(tool.binary)
+def _check(name: str, tool: ToolConfig, root: Path) -> ToolCheck:
+    path = shutil.which(resolve_binary(tool.binary, root))
     version = _version(path) if path else None
     if path is None:
         hint = INSTALL_HINTS.get(tool.adapter, f"install {tool.binary} or fix its path")
@@ -69,7 +73,9 @@ def _check(name: str, tool: ToolConfig) -> ToolCheck:
 def check_tools(config: Config) -> list[ToolCheck]:
     """Check every tool at once (some CLIs take seconds to print their version)."""
     with ThreadPoolExecutor(max_workers=max(1, len(config.tools))) as pool:
-        return list(pool.map(lambda item: _check(*item), config.tools.items()))
+        return list(
+            pool.map(lambda item: _check(item[0], item[1], config.root), config.tools.items())
+        )
 
 
 def render(checks: list[ToolCheck]) -> str:

@@ -9,6 +9,7 @@ each parked job whose dependencies have finished, and runs `retry_deferred` besi
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import time
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SETTLE_S = 2.0  # a file this fresh that does not parse may be half-written: wait
 DEFER_POLL_S = 0.05  # how often files still being written are looked at again
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
 HALF_WRITTEN = frozenset({"yaml_syntax", "not_a_mapping", "not_utf8", "missing_agent"})
 
 
@@ -105,9 +107,7 @@ class Intake:
             self.deferred.pop(path, None)
             task = parse_task(raw, default_id, name, self.config)
             if recovered and self.workdir.result_path(task.id).exists():
-                log.info("%s already has its result; archiving", name)
-                self.book.ensure_follow_up(task)
-                self.workdir.archive_file(path, now_utc())
+                self._archive_recovered(task, path)
                 return
             self._check_duplicate(task, path)
             prompt = compose_prompt(
@@ -122,13 +122,34 @@ class Intake:
             self._reject(path, default_id, rejected)
             return
         except OSError as exc:
+            if exc.errno in TRANSIENT_ERRNOS:  # out of descriptors or memory: look again
+                log.warning("cannot read %s now: %s", name, exc)
+                self.deferred.setdefault(path, time.monotonic())
+                return
             self.deferred.pop(path, None)
-            log.warning("cannot read %s: %s", name, exc)
+            self._reject(
+                path,
+                default_id,
+                TaskRejected(
+                    "unreadable_file",
+                    f"{name} cannot be read: {exc}",
+                    "check the file's permissions and the disk, then submit it again",
+                ),
+            )
             return
         self.book.in_flight.add(task.id)
         self.schedule(
             Job((task.priority_rank, stat.st_mtime, next(self.order)), path, task, prompt)
         )
+
+    def _archive_recovered(self, task: Task, path: Path) -> None:
+        """A file left in running/ whose result was written: only archive it."""
+        log.info("%s already has its result; archiving", path.name)
+        try:
+            self.book.ensure_follow_up(task)
+            self.workdir.archive_file(path, now_utc())
+        except OSError as exc:  # it has its result; archiving is tried at the next start
+            log.warning("cannot archive %s: %s", path.name, exc)
 
     def schedule(self, job: Job) -> None:
         """Queue a job whose dependencies succeeded; park it while they are pending."""

@@ -8,11 +8,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import yaml
-
 from orchestrator import workflow
-from orchestrator.tasks import dump_yaml
-from orchestrator.workdir import Workdir, atomic_write, read_status
+from orchestrator.errors import TaskRejected
+from orchestrator.safefile import read_regular
+from orchestrator.tasks import dump_yaml, load_mapping
+from orchestrator.workdir import RESULT_MAX_BYTES, Workdir, atomic_write, read_status
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -119,9 +119,10 @@ class TaskBook:
 
     def ensure_follow_up(self, task: Task) -> None:
         """After a crash between a result and its follow-up: write the follow-up now."""
+        path = self.workdir.result_path(task.id)
         try:
-            done = yaml.safe_load(self.workdir.result_path(task.id).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            done = load_mapping(read_regular(path, RESULT_MAX_BYTES), path.name)
+        except (OSError, TaskRejected):
             return
         handoff = done.get("result") if isinstance(done, dict) else None
         if not isinstance(handoff, dict) or "next_task_id" not in handoff:

@@ -230,7 +230,7 @@ def parse_task(raw: Mapping[str, Any], default_id: str, name: str, config: Confi
     if not isinstance(agent, str) or agent not in config.agents:
         raise TaskRejected(
             "unknown_agent",
-            f"{name}: unknown agent {agent!r}",
+            f"{name}: unknown agent {agent!a}",
             suggest(str(agent), config.agents),
         )
     try:
@@ -261,7 +261,7 @@ def _field_hint(field: str) -> str:
 def _check_pins(task: Task, name: str, config: Config) -> None:
     if task.tool is not None and task.tool not in config.tools:
         raise TaskRejected(
-            "unknown_tool", f"{name}: unknown tool {task.tool!r}", suggest(task.tool, config.tools)
+            "unknown_tool", f"{name}: unknown tool {task.tool!a}", suggest(task.tool, config.tools)
         )
 
 
@@ -274,8 +274,11 @@ def read_inside(workspace: Path, relative: str, name: str, field: str) -> str:
     checked before a bounded read."""
     root = workspace.resolve()
     shown = f"{field} {relative!r}"
-    if not (root / relative).resolve().is_relative_to(root):
-        raise _outside(name, shown)
+    try:  # for the clearer message; what counts is the check of the opened file below
+        if not (root / relative).resolve().is_relative_to(root):
+            raise _outside(name, shown)
+    except (OSError, RuntimeError):  # a name changing under us: resolve() can fail
+        pass
     try:
         opened = open_inside(root, relative)
     except FileNotFoundError:

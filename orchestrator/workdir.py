@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 RESULT_SUFFIX = ".result.yaml"
+RESULT_MAX_BYTES = 4 * 1024 * 1024  # a result file (a large output has its own file)
 PENDING_SUFFIX = ".retry-pending"  # a retry's task file until its result has moved away
 COMPACT_AFTER = 50_000  # journal entries between two rewrites
 JOURNAL_MAX_BYTES = 64 * 1024 * 1024  # far more than COMPACT_AFTER entries take

@@ -111,9 +111,12 @@ def text_of(data: bytes) -> str:
 
 
 def number(value: Any) -> int:
-    """A token count from JSON: ints and floats count, anything else is 0."""
+    """A token count from JSON: ints and floats count, anything else is 0; a number that
+    is not whole (NaN, infinite, 2.5) is -1, which the boundary check refuses."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
+    if isinstance(value, float) and not value.is_integer():
+        return -1
     return int(value)
 
 

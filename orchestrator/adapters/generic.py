@@ -141,6 +141,14 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def _count(value: float | None) -> int:
+    """A token count; one that is not a whole number (NaN, infinite, 2.5) is -1, which
+    the boundary check (adapters.base.sane) refuses with a warning."""
+    if value is None:
+        return 0
+    return int(value) if value.is_integer() else -1
+
+
 def _extract(
     documents: list[dict[str, Any]], spec: OutputSpec, model: str | None, exit_code: int | None
 ) -> ParsedOutput:
@@ -152,7 +160,7 @@ def _extract(
     counts = {name: _number(_last(documents, getattr(spec, name))) for name in _TOKEN_FIELDS}
     usage = None
     if any(value is not None for value in counts.values()):
-        usage = Usage(**{name: int(value or 0) for name, value in counts.items()})
+        usage = Usage(**{name: _count(value) for name, value in counts.items()})
     cost = _number(_last(documents, spec.cost_usd))
     reported_model = _last(documents, spec.model)
     session = _last(documents, spec.session_id)
