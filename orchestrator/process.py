@@ -4,6 +4,9 @@ group, stdout/stderr read concurrently and bounded, a timeout that kills the who
 
 On Linux under asyncio a run is driven by event-loop callbacks on its pipes and a pidfd
 (`_Run`); elsewhere (trio, no pidfds) by anyio's processes. Both behave the same.
+
+The tools running now are registered in `LIVE_TOOLS`; when a run ends, what escaped its
+process group is swept (see reaper.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from orchestrator import reaper
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_STREAM_BYTES = 8 * 1024 * 1024  # per stream: the first and last half are kept
 DRAIN_AFTER_EXIT_S = 0.5  # a grandchild holding stdout open gets this long, then is killed
 KILL_GRACE_S = 3.0
+LIVE_TOOLS = reaper.LiveTools()  # what a sweep after a run must leave alone
 
 
 @dataclass(frozen=True)
@@ -299,7 +305,16 @@ async def run_process(
     started = time.monotonic()
     out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
     run = _run_lean if _lean_runs() else _run_portable
-    code, timed_out, stopped = await run(spec, out, err)
+    run_dir = env.get("TMPDIR", "")
+    LIVE_TOOLS.run_dirs[run_dir] += 1
+    try:
+        code, timed_out, stopped = await run(spec, out, err)
+    finally:
+        LIVE_TOOLS.run_dirs[run_dir] -= 1
+        if not LIVE_TOOLS.run_dirs[run_dir]:
+            del LIVE_TOOLS.run_dirs[run_dir]
+        with anyio.CancelScope(shield=True):
+            await reaper.sweep(LIVE_TOOLS)  # what left the group: detached, or orphaned
     return ProcessResult(
         exit_code=code if not (timed_out or stopped) else None,
         stdout=out.value(),
@@ -340,6 +355,7 @@ async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Out
         start_new_session=True,
         bufsize=0,
     )
+    LIVE_TOOLS.leaders.add(proc.pid)
     run = _Run(asyncio.get_running_loop(), proc, (out, err), spec.watch, spec.stdin)
     timed_out = False
     try:
@@ -362,19 +378,26 @@ async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Out
             if not run.watching:  # start() failed before it watched for the exit
                 run.reaped(_exit_code(proc.pid))
             await run.until(lambda: run.code is not None)
+            LIVE_TOOLS.leaders.discard(proc.pid)
     return run.code, timed_out, run.stopped
 
 
 async def _run_portable(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Outcome:
     """The same with anyio's processes (trio, or where there are no pidfds)."""
     timed_out = stopped = False
-    process = await anyio.open_process(
-        spec.argv,
-        stdin=-1,  # subprocess.PIPE
-        env=dict(spec.env),
-        cwd=spec.cwd,
-        start_new_session=True,
-    )
+    LIVE_TOOLS.starting += 1  # not yet a known leader: no sweep meanwhile
+    try:
+        with anyio.CancelScope(shield=True):  # a cancel now would lose the started process
+            process = await anyio.open_process(
+                spec.argv,
+                stdin=-1,  # subprocess.PIPE
+                env=dict(spec.env),
+                cwd=spec.cwd,
+                start_new_session=True,
+            )
+        LIVE_TOOLS.leaders.add(process.pid)
+    finally:
+        LIVE_TOOLS.starting -= 1
     try:
         if spec.on_start is not None:
             spec.on_start(process.pid)  # the process group id: the tool is its group's leader
@@ -401,4 +424,5 @@ async def _run_portable(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> 
         with anyio.CancelScope(shield=True):
             await _stop_group(process, spec.grace if process.returncode is None else 0)
             await process.aclose()
+            LIVE_TOOLS.leaders.discard(process.pid)
     return process.returncode, timed_out, stopped
