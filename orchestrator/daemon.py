@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from orchestrator import control, pricing
+from orchestrator import control, pricing, reaper
 from orchestrator.execute import Engine, execute, iso, now_utc
 from orchestrator.intake import DEFER_POLL_S, Intake
 from orchestrator.jobs import Job, JobQueue
 from orchestrator.outbox import Finished, write_results
+from orchestrator.process import LIVE_TOOLS
 from orchestrator.taskbook import TaskBook
 from orchestrator.tasks import Result, error_info, internal_error
 from orchestrator.telemetry.store import connect, ensure_daily, spend_between
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_S = 30.0
+CONTROL_POLL_S = 0.1  # --once: how often cancel requests are looked for while tasks run
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Options:
     grace_s: float = DEFAULT_GRACE_S
     debounce_ms: int = 50
     rescan_s: float = 3.0
+    control_poll_s: float = CONTROL_POLL_S
 
 
 class Daemon:
@@ -90,7 +93,8 @@ class Daemon:
             config, self.workdir, self.book, self.queue, self.telemetry, self._deliver
         )
         self.idle = anyio.Event()
-        self.running_scopes: dict[str, anyio.CancelScope] = {}  # for `cancel`
+        # Tasks from their dispatch until their result is written, for `cancel`.
+        self.running_scopes: dict[str, anyio.CancelScope] = {}
         self.feeding: TaskGroup
         self.jobs: TaskGroup
         self.finished: MemoryObjectSendStream[Finished]
@@ -101,9 +105,11 @@ class Daemon:
     async def run(self) -> None:
         self.workdir.ensure()
         with self.workdir.lock():
+            reaper.adopt_orphans()  # what escapes a tool's group becomes ours to sweep
             await anyio.to_thread.run_sync(self._migrate)
             self.workdir.clean_up()
             self.journal.load()
+            reaper.kill_strays(self.workdir.runs)  # before kill_orphans empties work/runs
             self.workdir.kill_orphans(self.journal)
             self.journal.open({p.name for p in self.workdir.in_running()})
             for path in self.workdir.in_running():
@@ -122,6 +128,7 @@ class Daemon:
                         await self._run_jobs()
                 signals.cancel()
                 self.telemetry.close()
+            await reaper.sweep(LIVE_TOOLS)  # no run is left: every orphan goes
             self.journal.close()
             self.engine.remove_run_dirs()
             for task_id, job in self.book.waiting.items():  # back to the inbox for the next run
@@ -194,8 +201,17 @@ class Daemon:
                 continue
             self.idle = anyio.Event()
             with anyio.move_on_after(DEFER_POLL_S if self.intake.deferred else math.inf):
-                await self.idle.wait()
+                await self._serve_control_until_idle()
         feeding.cancel_scope.cancel()
+
+    async def _serve_control_until_idle(self) -> None:
+        """--once has no watcher: while tasks run, cancel requests are looked for every
+        `control_poll_s` (a listing of a small folder)."""
+        while not self.idle.is_set():
+            with anyio.move_on_after(self.options.control_poll_s):
+                await self.idle.wait()
+            for path in self.workdir.control_requests():
+                self._control(path)
 
     async def _dispatch(self, jobs: TaskGroup) -> None:
         try:
@@ -207,6 +223,8 @@ class Daemon:
                     self.slots.release()
                     raise
                 self.active += 1
+                if job.task is not None and job.verdict is None:  # cancellable from now on
+                    self.running_scopes[job.task.id] = anyio.CancelScope()
                 jobs.start_soon(self._run_job, job)
         finally:
             for job in self.queue.drain():  # claimed but never started: back to the inbox
@@ -246,6 +264,7 @@ class Daemon:
     def _done(self, job: Job) -> None:
         if job.task is not None:
             self.book.in_flight.discard(job.task.id)
+            self.running_scopes.pop(job.task.id, None)
         self.active -= 1
         if not self.active and not len(self.queue):
             self.idle.set()
@@ -303,6 +322,9 @@ class Daemon:
             return job.verdict
         task = job.task
         assert task is not None
+        scope = self.running_scopes.setdefault(task.id, anyio.CancelScope())
+        if scope.cancel_called:  # between its dispatch and now
+            return control.cancelled_result(task.id, task.agent, "queued")
         runs = self.journal.start(job.path.name)  # counted before running: see quarantine
         limit = self.config.policies.retries.quarantine_after
         if runs > limit:
@@ -332,16 +354,13 @@ class Daemon:
             )
 
         try:
-            with anyio.CancelScope() as scope:
-                self.running_scopes[task.id] = scope
+            with scope:
                 result = await execute(self.engine, task, job.prompt, on_start=started)
             if scope.cancelled_caught:
                 result = control.cancelled_result(task.id, task.agent, "running")
         except Exception as exc:  # a bug of ours must fail this task, not the daemon
             log.exception("internal error while running %s", task.id)
             result = internal_error(task.id, task.agent, f"{type(exc).__name__}: {exc}")
-        finally:
-            self.running_scopes.pop(task.id, None)
         result.task = task.extra_fields() or None
         if task.retry:
             history = self.workdir.outbox / "history"
@@ -367,9 +386,9 @@ class Daemon:
             atomic_write(answer, control.UNKNOWN.encode(), durable=False)
 
     def _cancel(self, task_id: str) -> str | None:
-        if task_id in self.running_scopes:
+        if task_id in self.running_scopes:  # dispatched, and its result not yet written
             self.running_scopes[task_id].cancel()  # its process group is killed
-            return "stopping the running task"
+            return "stopping the running task (or writing its result)"
         job = self.queue.remove(task_id) or self.book.waiting.pop(task_id, None)
         where = "queued"
         if job is None:
