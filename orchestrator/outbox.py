@@ -48,8 +48,8 @@ def write_results(workdir: Workdir, batch: list[Finished]) -> None:
     for done in batch:
         try:
             texts.append((done, _render(workdir, done.result, done.follow_up)))
-        except OSError:
-            log.exception("cannot write the follow-up or output of %s", done.result.id)
+        except OSError as exc:  # the disk is full: one line, the task runs again later
+            log.error("cannot write the follow-up or output of %s: %s", done.result.id, exc)
         except Exception as exc:  # a bug of ours (a value YAML cannot represent)
             log.exception("cannot render the result of %s", done.result.id)
             texts.append((done, _unrenderable(done.result, exc)))
@@ -59,9 +59,11 @@ def write_results(workdir: Workdir, batch: list[Finished]) -> None:
             if error is not None:
                 raise error
             workdir.archive_file(done.job.path, now_utc())
-        except OSError:
-            log.exception(
-                "cannot write the result of %s; retried at the next start", done.result.id
+        except OSError as exc:
+            log.error(
+                "cannot write the result %s (%s); it is written at the next start",
+                workdir.result_path(done.result.id),
+                exc,
             )
         else:
             done.written = True

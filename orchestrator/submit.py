@@ -13,10 +13,18 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from orchestrator import reaper
 from orchestrator.config import Config, suggest
 from orchestrator.errors import TelemetryUnusable, UsageError
 from orchestrator.execute import Engine, execute
-from orchestrator.tasks import Result, Task, compose_prompt, dump_yaml, id_problem
+from orchestrator.tasks import (
+    MAX_INPUT_BYTES,
+    Result,
+    Task,
+    compose_prompt,
+    dump_yaml,
+    id_problem,
+)
 from orchestrator.telemetry.store import (
     chain_of,
     connect,
@@ -118,6 +126,20 @@ def create_exclusive(target: Path, data: bytes) -> bool:
     return True
 
 
+def _read_context(path: Path) -> bytes:
+    """An `exec --context` file: any file the user names (a pipe from `<(git diff)` too),
+    read with a bound, so a link to /dev/zero cannot exhaust the memory."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise UsageError(f"--context {path}: larger than {MAX_INPUT_BYTES} bytes")
+        data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--context {path}: {exc}") from None
+    return data
+
+
 async def exec_task(
     config: Config,
     agent: str,
@@ -137,13 +159,9 @@ async def exec_task(
     parts = [prompt.strip()]
     digests = []
     for path in contexts:
-        try:
-            data = path.read_bytes()
-            text = data.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--context {path}: {exc}") from None
+        data = _read_context(path)
         digests.append(hashlib.sha256(data).hexdigest())
-        parts.append(f"## {path}\n\n{text.strip()}")
+        parts.append(f"## {path}\n\n{data.decode('utf-8').strip()}")
     workdir = Workdir(config.root)
     workdir.runs.mkdir(parents=True, exist_ok=True)
     task_id = f"exec-{new_id(agent)}"
@@ -165,6 +183,7 @@ async def _run(
     config: Config, workdir: Workdir, records: _Records, task: Task, prompt: str
 ) -> Result:
     """`execute` with a telemetry writer beside it (none when the database is unusable)."""
+    reaper.adopt_orphans()  # a tool's detached descendants come back to us to be killed
     if records.problem is not None:
         engine = Engine(config, workdir.runs)
         result = await execute(engine, task, prompt)

@@ -155,18 +155,7 @@ def no_room() -> None:  # in the child: every file write fails with EFBIG, no si
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-# Not strict: it passes where the daemon stops before running the task (the lock file
-# cannot be written) and fails where it runs it, until outbox.py logs one line.
-OUTBOX_TRACEBACK = pytest.mark.xfail(
-    strict=False,
-    reason="outbox.write_results logs a result it cannot write (OSError) with "
-    "log.exception, a traceback; it should log one line naming the file and the error",
-)
-
-
-@pytest.mark.parametrize(
-    "work", ["missing", "empty", pytest.param("with a task", marks=OUTBOX_TRACEBACK)]
-)
+@pytest.mark.parametrize("work", ["missing", "empty", "with a task"])
 def test_run_on_a_full_disk_ends_cleanly(workspace: Path, work: str) -> None:
     if work == "missing":  # nothing of work/ exists yet: the daemon creates it
         for folder in ("inbox", "outbox", "running", "archive"):

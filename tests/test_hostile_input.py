@@ -111,6 +111,14 @@ def test_a_huge_sparse_context_file_is_refused_before_it_is_read(workspace: Path
     assert result(workspace, "after")["status"] == "succeeded"
 
 
+def test_exec_reads_a_context_file_with_a_bound(workspace: Path) -> None:
+    done = orchestrator(
+        workspace, "exec", "--agent", "worker", "--prompt", "x", "--context", "/dev/zero"
+    )
+    assert done.returncode == 1 and "--context /dev/zero: larger than" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_fifos_hard_links_and_devices_as_context_files(workspace: Path, tmp_path: Path) -> None:
     os.mkfifo(workspace / "pipe.md")
     outside = tmp_path / "outside-secret.txt"

@@ -85,7 +85,8 @@ class TelemetryWriter:
         self._sent = 0  # items accepted by `_put`
         self._settled = 0  # items committed (or dropped)
         self._progress = anyio.Event()
-        self._reported: tuple[Any, ...] = (None, 0, 0)
+        # Nothing reported yet: the first report replaces a file an earlier run left.
+        self._reported: tuple[Any, ...] = ("?", -1, -1)
 
     # producers --------------------------------------------------------------------------
 
