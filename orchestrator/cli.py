@@ -110,6 +110,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_exec(args: argparse.Namespace) -> int:
     import anyio
 
+    from orchestrator import reaper
     from orchestrator.submit import exec_task
 
     _setup_logging(args.verbose, fmt="%(levelname)s: %(message)s")  # one short line each
@@ -117,6 +118,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     contexts = [Path(p) for p in args.context]
     output = Path(args.output) if args.output else None
     prompt = _prompt(args)
+    reaper.adopt_orphans()  # what escapes a tool's process group comes back to be killed
     result = anyio.run(lambda: exec_task(config, args.agent, prompt, contexts, output, args.chain))
     if result.status == "succeeded":
         if output is None:

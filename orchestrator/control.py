@@ -11,8 +11,8 @@ back from the archive into the inbox with `retry: N`: a new run, the history kep
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
+import glob
 import logging
 import os
 import stat
@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import TaskRejected, UsageError, WorkspaceError
+from orchestrator.errors import TaskRejected, UsageError
 from orchestrator.safefile import fit_name, read_head, read_regular
 from orchestrator.tasks import (
     MAX_TASK_BYTES,
@@ -41,7 +41,6 @@ from orchestrator.workdir import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 CANCEL_SUFFIX = ".cancel"
@@ -123,23 +122,6 @@ def daemon_running(workdir: Workdir) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def _one_at_a_time(workdir: Workdir) -> Iterator[None]:
-    """`retry` and a daemon-less `cancel` take turns on a workspace (work/.commands.lock),
-    so two of them never move the same files at once."""
-    workdir.work.mkdir(parents=True, exist_ok=True)
-    path = workdir.work / ".commands.lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-    except OSError as exc:
-        raise WorkspaceError(f"cannot open {path}: {exc.strerror}; remove it") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def cancel(root: Path, task_id: str) -> str:
     """Cancel a queued or running task; return what happened, or raise UsageError."""
     if (why := id_problem(task_id)) is not None:
@@ -151,7 +133,7 @@ def cancel(root: Path, task_id: str) -> str:
         raise UsageError(f"task {task_id} has finished already ({status}); nothing to cancel")
     if daemon_running(workdir):
         return _ask_daemon(workdir, task_id)
-    with _one_at_a_time(workdir):
+    with workdir.commands_lock():
         return _cancel_here(workdir, task_id)
 
 
@@ -200,7 +182,7 @@ def retry(root: Path, task_id: str) -> str:
         raise UsageError(f"task id {task_id!r} {why}")
     workdir = Workdir(root)
     workdir.check()
-    with _one_at_a_time(workdir):
+    with workdir.commands_lock():
         workdir.finish_retries()  # one cut short by a crash
         return _retry(workdir, task_id)
 
@@ -220,11 +202,11 @@ def _retry(workdir: Workdir, task_id: str) -> str:
     data = _read_mapping(source, f"the archived task file {source}") or {}
     history = workdir.outbox / "history"
     history.mkdir(exist_ok=True)
-    run = len(list(history.glob(f"{task_id}.*.result.yaml"))) + 1
+    run = _runs_kept(history, task_id) + 1
     kept = history / f"{task_id}.{run}.result.yaml"
     data["id"] = task_id
     data["retry"] = run
-    pending = workdir.inbox / fit_name(f".{source.name}", PENDING_SUFFIX)
+    pending = workdir.inbox / fit_name(f".{source.stem}", f"{source.suffix}{PENDING_SUFFIX}")
     try:
         atomic_write(pending, dump_yaml(data).encode("utf-8"))
     except OSError as exc:
@@ -242,7 +224,14 @@ def _retry(workdir: Workdir, task_id: str) -> str:
     try:
         target = workdir.publish_pending(pending, (source.name, f"{task_id}.retry-{run}.yaml"))
     except OSError as exc:
-        os.replace(kept, result_path)
+        try:
+            os.replace(kept, result_path)
+        except OSError:
+            raise UsageError(
+                f"cannot put the task file of {task_id} into {workdir.inbox}: "
+                f"{exc.strerror}; its result is in {kept}, and the next start of the "
+                "daemon completes the retry"
+            ) from None
         pending.unlink(missing_ok=True)
         raise UsageError(
             f"cannot put the task file of {task_id} into {workdir.inbox}: {exc.strerror}; "
@@ -250,6 +239,16 @@ def _retry(workdir: Workdir, task_id: str) -> str:
         ) from None
     log.info("retry %s: %s is in the inbox", task_id, target.name)
     return f"re-queued {task_id} (run {run + 1}); earlier results are in {history}"
+
+
+def _runs_kept(history: Path, task_id: str) -> int:
+    """The highest run number of `task_id` in history/ (0 when none)."""
+    runs = [0]
+    for path in history.glob(f"{glob.escape(task_id)}.*.result.yaml"):
+        number = path.name.removeprefix(f"{task_id}.").removesuffix(".result.yaml")
+        if number.isdigit():
+            runs.append(int(number))
+    return max(runs)
 
 
 def _read_mapping(path: Path, what: str) -> dict[str, Any] | None:

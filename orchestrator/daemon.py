@@ -38,7 +38,7 @@ from orchestrator.jobs import Job, JobQueue
 from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
 from orchestrator.taskbook import TaskBook
-from orchestrator.tasks import Result, error_info, internal_error
+from orchestrator.tasks import Result, error_info, id_problem, internal_error
 from orchestrator.telemetry.store import connect, ensure_daily, spend_between
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
@@ -378,12 +378,22 @@ class Daemon:
         if not request.name.endswith(control.CANCEL_SUFFIX):
             return
         task_id = request.name.removesuffix(control.CANCEL_SUFFIX)
-        request.unlink(missing_ok=True)
+        try:  # anything may be planted here: nothing about a request stops the daemon
+            request.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("ignoring the control request %s: %s", request.name, exc)
+            return
+        if (why := id_problem(task_id)) is not None:
+            log.warning("ignoring the control request %s: the id %s", request.name, why)
+            return
         found = self._cancel(task_id)
         log.warning("cancel %s: %s", task_id, found or "no such queued or running task")
         if found is None:
             answer = request.with_name(request.name + control.ANSWER_SUFFIX)
-            atomic_write(answer, control.UNKNOWN.encode(), durable=False)
+            try:
+                atomic_write(answer, control.UNKNOWN.encode(), durable=False)
+            except OSError as exc:  # the command waits, then says the daemon did not answer
+                log.warning("cannot answer the cancel of %s: %s", task_id, exc)
 
     def _cancel(self, task_id: str) -> str | None:
         if task_id in self.running_scopes:  # dispatched, and its result not yet written

@@ -21,10 +21,9 @@ from orchestrator import workflow
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import iso, now_utc
 from orchestrator.jobs import Job
-from orchestrator.safefile import fit_name, read_regular
+from orchestrator.safefile import fit_name
 from orchestrator.tasks import (
     MAX_ID_BYTES,
-    MAX_INPUT_BYTES,
     Result,
     Task,
     compose_prompt,
@@ -32,6 +31,7 @@ from orchestrator.tasks import (
     id_problem,
     load_mapping,
     parse_task,
+    read_profile,
 )
 from orchestrator.workdir import StillWriting, read_task_file
 
@@ -242,20 +242,7 @@ class Intake:
 
     def _profile(self, agent: str) -> str | None:
         if agent not in self.profiles:
-            relative = self.config.agents[agent].profile
-            if relative is None:
-                self.profiles[agent] = None
-            else:
-                path = self.config.root / relative
-                try:
-                    data = read_regular(path, MAX_INPUT_BYTES, follow=True)
-                    self.profiles[agent] = data.decode("utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise TaskRejected(
-                        "profile_unreadable",
-                        f"the profile of agent {agent!r}, {relative}, cannot be read: {exc}",
-                        f"fix agents.{agent}.profile in config/agents.yaml",
-                    ) from None
+            self.profiles[agent] = read_profile(self.config, agent)
         return self.profiles[agent]
 
 

@@ -11,8 +11,7 @@ from orchestrator.adapters.base import RunContext
 from orchestrator.errors import TaskRejected
 from orchestrator.execute import Engine
 from orchestrator.policy import estimate_tokens
-from orchestrator.safefile import read_regular
-from orchestrator.tasks import MAX_INPUT_BYTES, compose_prompt, load_mapping, parse_task
+from orchestrator.tasks import compose_prompt, load_mapping, parse_task, read_profile
 from orchestrator.workdir import StillWriting, Workdir, read_task_file
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ def _plan_file(config: Config, engine: Engine, path: Path) -> PlanLine:
         data, _ = read_task_file(path)
         task = parse_task(load_mapping(data, path.name), path.stem, path.name, config)
         agent = config.agents[task.agent]
-        profile = _profile(config, agent.profile)
+        profile = read_profile(config, task.agent)
         handoffs = workflow.instructions(agent.handoff_to) if agent.handoff_to else None
         prompt = compose_prompt(task, config.root, path.name, profile, handoffs)
     except TaskRejected as exc:
@@ -91,14 +90,3 @@ def render_plan(lines: list[PlanLine]) -> str:
                 f"{shlex.join(step.argv)}"
             )
     return "\n".join(out)
-
-
-def _profile(config: Config, relative: str | None) -> str | None:
-    if relative is None:
-        return None
-    try:
-        return read_regular(config.root / relative, MAX_INPUT_BYTES, follow=True).decode()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TaskRejected(
-            "profile_unreadable", f"the profile {relative} cannot be read: {exc}", "fix it"
-        ) from None

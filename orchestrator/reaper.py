@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from orchestrator.safefile import read_fd
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 MAX_ROUNDS = 200  # of a sweep; the killed get ROUND_PAUSE_S between two rounds to die
 ROUND_PAUSE_S = 0.005
+LIST_MAX_BYTES = 1 << 20  # a children list
+ENVIRON_MAX_BYTES = 4 << 20  # of an environment: TMPDIR is looked for in this much
 
 
 @dataclass
@@ -86,10 +90,21 @@ def _sweep_round(live: LiveTools) -> tuple[int, int]:
         if pid in live.leaders:
             continue
         run_dir = _tmpdir_of(pid)
-        if run_dir is not None and live.run_dirs[run_dir] > 0:
+        if _of_a_live_run(run_dir, live):
             continue  # a helper of a run still going: its run's end sweeps it
+        if run_dir is None and live.run_dirs and not _is_zombie(pid):
+            continue  # no telling whose (its environment is gone): when no run is live
         found += 1
-        for member in _subtree(pid):
+        tree = _subtree(pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except PermissionError:  # not ours to kill (setuid): do not wait for it
+            log.warning("cannot kill orphaned process %d (TMPDIR %s)", pid, run_dir)
+            found -= 1
+            continue
+        except ProcessLookupError:
+            pass
+        for member in tree[1:]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(member, signal.SIGKILL)
         try:
@@ -106,6 +121,21 @@ def _sweep_round(live: LiveTools) -> tuple[int, int]:
         else:
             dying += 1
     return found, dying
+
+
+def _of_a_live_run(tmpdir: str | None, live: LiveTools) -> bool:
+    """Is `tmpdir` the folder of a run still going, or inside one?"""
+    if tmpdir is None:
+        return False
+    return any(tmpdir == d or tmpdir.startswith(d + os.sep) for d in live.run_dirs)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read(4096).rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True  # gone already
 
 
 def _our_children() -> list[int]:
@@ -137,7 +167,7 @@ def _children_of(pid: int) -> list[int]:
 def _read_pids(path: str) -> list[int]:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return [int(pid) for pid in _read_all(fd).split()]
+        return [int(pid) for pid in read_fd(fd, LIST_MAX_BYTES).split()]
     finally:
         os.close(fd)
 
@@ -167,21 +197,14 @@ def _subtree(pid: int) -> list[int]:
     return tree
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _tmpdir_of(pid: int) -> str | None:
     """The TMPDIR in the environment of `pid` (None: unreadable, a zombie, or none)."""
     try:
         fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY)
     except OSError:
         return None
-    try:
-        environ = _read_all(fd)
+    try:  # a hostile tool may have a huge environment: read a bounded part
+        environ = read_fd(fd, ENVIRON_MAX_BYTES)
     except OSError:
         return None
     finally:
@@ -202,9 +225,8 @@ def kill_strays(runs: Path) -> int:
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         run_dir = _tmpdir_of(int(entry.name))
-        if run_dir is None or os.path.dirname(run_dir) != str(runs):
-            continue
-        if _owner_alive(os.path.basename(run_dir), me):
+        run = _run_folder(run_dir, runs)
+        if run is None or owner_alive(run, me):
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(int(entry.name), signal.SIGKILL)
@@ -213,7 +235,17 @@ def kill_strays(runs: Path) -> int:
     return killed
 
 
-def _owner_alive(run_name: str, me: int) -> bool:
+def _run_folder(tmpdir: str | None, runs: Path) -> str | None:
+    """The name of the run folder in `runs` that `tmpdir` is, or lies in; None if none."""
+    if tmpdir is None:
+        return None
+    prefix = str(runs) + os.sep
+    if not tmpdir.startswith(prefix):
+        return None
+    return tmpdir[len(prefix) :].partition(os.sep)[0] or None
+
+
+def owner_alive(run_name: str, me: int) -> bool:
     """Is the process that made run folder `<pid>-<n>` (another daemon or an `exec`)
     still alive? Its tools are its to stop."""
     owner = run_name.partition("-")[0]

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from orchestrator import reaper
 from orchestrator.config import Config, suggest
-from orchestrator.errors import TelemetryUnusable, UsageError
+from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
 from orchestrator.execute import Engine, execute
 from orchestrator.tasks import (
     MAX_INPUT_BYTES,
@@ -24,6 +23,7 @@ from orchestrator.tasks import (
     compose_prompt,
     dump_yaml,
     id_problem,
+    read_profile,
 )
 from orchestrator.telemetry.store import (
     chain_of,
@@ -168,8 +168,10 @@ async def exec_task(
     with contextlib.closing(_Records(workdir.work / "telemetry.db")) as records:
         chain = chain or records.chain_of(digests) or task_id
         task = Task(id=task_id, agent=agent, prompt="\n\n".join(parts) + "\n", chain_id=chain)
-        profile_file = config.agents[agent].profile
-        profile = (config.root / profile_file).read_text(encoding="utf-8") if profile_file else None
+        try:
+            profile = read_profile(config, agent)
+        except TaskRejected as exc:
+            raise UsageError(str(exc)) from None
         full_prompt = compose_prompt(task, config.root, "exec", profile)
         result = await _run(config, workdir, records, task, full_prompt)
         if output is not None and result.status == "succeeded":
@@ -183,7 +185,6 @@ async def _run(
     config: Config, workdir: Workdir, records: _Records, task: Task, prompt: str
 ) -> Result:
     """`execute` with a telemetry writer beside it (none when the database is unusable)."""
-    reaper.adopt_orphans()  # a tool's detached descendants come back to us to be killed
     if records.problem is not None:
         engine = Engine(config, workdir.runs)
         result = await execute(engine, task, prompt)

@@ -8,6 +8,7 @@ stable `kind`, a message naming the file and field, and a hint.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.config import Config, Duration, suggest
 from orchestrator.errors import TaskRejected
-from orchestrator.safefile import NotRegular, open_inside, read_fd
+from orchestrator.safefile import NotRegular, open_inside, read_fd, read_regular
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -30,8 +31,6 @@ MAX_INPUT_BYTES = 8 * MAX_TASK_BYTES  # a prompt_file or a context file
 # and their temp files `.<name>.<pid>.tmp`, `history/<id>.<run>.result.yaml`, ... The
 # longest adds 56 bytes, so 160 bytes of id keep every derived name under NAME_MAX (255).
 MAX_ID_BYTES = 160
-# The same for a task file's name: running/ and archive/ may add `.<time>-<hex>`.
-MAX_NAME_BYTES = 200
 PRIORITIES: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 TASK_SUFFIXES = (".yaml", ".yml")
 
@@ -296,6 +295,8 @@ def read_inside(workspace: Path, relative: str, name: str, field: str) -> str:
             "name a regular file inside the workspace",
         ) from None
     except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise  # out of descriptors or memory: the caller looks again later
         raise TaskRejected(
             "unreadable_file", f"{name}: {shown} cannot be read: {exc.strerror}", "fix the file"
         ) from None
@@ -315,6 +316,22 @@ def read_inside(workspace: Path, relative: str, name: str, field: str) -> str:
     if len(data) > MAX_INPUT_BYTES:
         raise _too_large(name, shown, len(data))
     return _decode(data, f"{name}: {shown}")
+
+
+def read_profile(config: Config, agent: str) -> str | None:
+    """The profile an agent's prompts start with (agents.<agent>.profile), read with a
+    bound and never blocking; TaskRejected when it cannot be read."""
+    relative = config.agents[agent].profile
+    if relative is None:
+        return None
+    try:
+        return read_regular(config.root / relative, MAX_INPUT_BYTES, follow=True).decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskRejected(
+            "profile_unreadable",
+            f"the profile of agent {agent!a}, {relative}, cannot be read: {exc}",
+            f"fix agents.{agent}.profile in config/agents.yaml",
+        ) from None
 
 
 def _outside(name: str, shown: str) -> TaskRejected:

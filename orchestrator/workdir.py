@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import TaskRejected, WorkspaceError
+from orchestrator.reaper import owner_alive
 from orchestrator.safefile import fit_name, kind_of, read_fd, read_head, read_regular
 from orchestrator.tasks import MAX_TASK_BYTES, TASK_SUFFIXES, load_mapping
 
@@ -424,7 +425,8 @@ class Workdir:
 
     def clean_up(self) -> None:
         """At start: half-written temp files left by a killed writer; retries cut short."""
-        self.finish_retries()
+        with self.commands_lock():
+            self.finish_retries()
         for folder in (self.outbox, self.running, self.inbox, self.work):
             for leftover in folder.glob(".*.tmp"):
                 with contextlib.suppress(OSError):
@@ -444,11 +446,32 @@ class Workdir:
             return target
         raise FileExistsError(f"no free name in {self.inbox} for {pending.name}")
 
+    @contextlib.contextmanager
+    def commands_lock(self) -> Iterator[None]:
+        """`retry`, a daemon-less `cancel` and the completion of retries at start take
+        turns on a workspace (work/.commands.lock): none moves files another is moving."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        path = self.work / ".commands.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot open {path}: {exc.strerror}; remove it") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def finish_retries(self) -> None:
         """Complete a `retry` cut short (by a crash) after its result moved to history/:
-        its pending task file joins the inbox. One cut short before that is dropped."""
+        its pending task file joins the inbox. One cut short before that is dropped, and
+        one already linked into the inbox only loses its pending name.
+        The caller holds `commands_lock`."""
         for pending in self.inbox.glob(f".*{PENDING_SUFFIX}"):
             try:
+                if os.lstat(pending).st_nlink > 1:  # published; the crash came before unlink
+                    pending.unlink()
+                    continue
                 raw = load_mapping(read_regular(pending, MAX_TASK_BYTES), pending.name)
                 if self.result_path(str(raw["id"])).exists():
                     pending.unlink()
@@ -469,7 +492,8 @@ class Workdir:
                     log.warning("killed process group %d left by a previous daemon", pgid)
                     killed += 1
         for leftover in self.runs.iterdir() if self.runs.is_dir() else []:
-            shutil.rmtree(leftover, ignore_errors=True)
+            if not owner_alive(leftover.name, os.getpid()):  # not a live `exec`'s
+                shutil.rmtree(leftover, ignore_errors=True)
         return killed
 
     def unclaim(self, path: Path) -> None:

@@ -213,6 +213,26 @@ def test_cancel_without_a_daemon_opens_no_fifo_and_reads_no_device(workspace: Pa
     assert result(workspace, "real")["status"] == "cancelled"
 
 
+def test_planted_control_requests_do_not_stop_the_daemon(workspace: Path) -> None:
+    control = workspace / "work" / "control"
+    control.mkdir(exist_ok=True)
+    (control / "a-folder.cancel").mkdir()
+    (control / ("x" * 248 + ".cancel")).write_bytes(b"")  # its answer's name: > 255 bytes
+    os.mkfifo(control / "pipe.cancel")
+    drop_task(workspace, "t.yaml", {"agent": "worker", "prompt": "x"})
+    done = orchestrator(workspace, "run", "--once", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert result(workspace, "t")["status"] == "succeeded"
+    daemon = Daemon(workspace)
+    try:
+        (control / ("y" * 248 + ".cancel")).write_bytes(b"")
+        drop_task(workspace, "after.yaml", {"agent": "worker", "prompt": "x"})
+        wait_for(lambda: "after" in results(workspace), timeout=20, what="the next task")
+        assert daemon.process.poll() is None
+    finally:
+        daemon.stop()
+
+
 def test_a_live_daemon_never_blocks_on_a_fifo_while_cancelling(workspace: Path) -> None:
     daemon = Daemon(workspace)
     try:
@@ -322,15 +342,18 @@ ARGV_TOOL = "import json, sys; print(json.dumps({{'result': json.dumps(sys.argv[
 def test_a_prompt_that_looks_like_an_option_comes_after_a_double_dash(workspace: Path) -> None:
     files = base_config()
     files["tools.yaml"]["tools"]["argv"] = fake_tool(
-        prompt="arg", args=["-c", ARGV_TOOL], output={"format": "json", "text": "result"}
+        prompt="arg",
+        args=["-c", ARGV_TOOL],
+        extra_args=["--json"],
+        output={"format": "json", "text": "result"},
     )
     files["agents.yaml"]["agents"]["argv-agent"] = {"preferred_tool": "argv"}
     write_config(workspace, files)
     drop_task(workspace, "dash.yaml", {"agent": "argv-agent", "prompt": "--help me"})
     drop_task(workspace, "plain.yaml", {"agent": "argv-agent", "prompt": "plain words"})
     assert orchestrator(workspace, "run", "--once").returncode == 0
-    assert yaml.safe_load(result(workspace, "dash")["output"]) == ["--", "--help me\n"]
-    assert yaml.safe_load(result(workspace, "plain")["output"]) == ["plain words\n"]
+    assert yaml.safe_load(result(workspace, "dash")["output"]) == ["--json", "--", "--help me\n"]
+    assert yaml.safe_load(result(workspace, "plain")["output"]) == ["plain words\n", "--json"]
 
 
 def test_config_refuses_a_prompt_where_an_option_may_stand(workspace: Path) -> None:

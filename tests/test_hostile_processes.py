@@ -111,14 +111,18 @@ def read_pid(pidfile: Path) -> int:
 
 
 def test_a_detached_grandchild_is_gone_when_its_run_ends(workspace: Path) -> None:
+    """With the daemon still running (its sweep at exit would hide a missing one per run)."""
     configure(workspace)
     pidfile = workspace.parent / "detached.pid"
-    drop_task(workspace, "d.yaml", {"agent": "detacher", "prompt": f"DETACH={pidfile}"})
-    done = orchestrator(workspace, "run", "--once")
-    assert done.returncode == 0, done.stderr
-    assert result(workspace, "d")["status"] == "succeeded"
-    grandchild = read_pid(pidfile)
-    assert process_gone(grandchild), "the detached grandchild outlived its run"
+    daemon = Daemon(workspace)
+    try:
+        drop_task(workspace, "d.yaml", {"agent": "detacher", "prompt": f"DETACH={pidfile}"})
+        wait_for(lambda: "d" in results(workspace), what="the result")
+        assert result(workspace, "d")["status"] == "succeeded"
+        grandchild = read_pid(pidfile)
+        assert process_gone(grandchild), "the detached grandchild outlived its run"
+    finally:
+        assert daemon.stop() == 0, daemon.text()
 
 
 def test_exec_leaves_no_detached_grandchild(workspace: Path) -> None:
@@ -311,7 +315,7 @@ def test_once_serves_a_cancel_while_the_tool_runs(workspace: Path) -> None:
         took = time.monotonic() - started
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "cancelled slow"
-        assert took < 2.5, f"the cancel took {took:.1f}s"
+        assert took < 6, f"the cancel took {took:.1f}s (the tool runs 8 s)"
         assert result(workspace, "slow")["status"] == "cancelled"
         wait_for(lambda: all(process_gone(pid) for pid in tool), timeout=2, what="tool gone")
         assert run.wait(timeout=5) == 0

@@ -68,10 +68,12 @@ class GenericAdapter:
         }
         argv = [tool.binary, *(format_arg(arg, values) for arg in tool.args)]
         if tool.prompt == "arg" and not any("{prompt}" in arg for arg in tool.args):
-            if prompt.startswith("-"):  # never where an option may stand
-                argv.append("--")
-            argv.append(prompt)
-        argv.extend(tool.extra_args)
+            if prompt.startswith("-"):  # never where an option may stand: after "--",
+                argv += [*tool.extra_args, "--", prompt]  # with the options before it
+            else:
+                argv += [prompt, *tool.extra_args]
+        else:
+            argv.extend(tool.extra_args)
         data = prompt.encode("utf-8")
         return Invocation(
             argv=argv,
