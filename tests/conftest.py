@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -116,8 +118,20 @@ def cli_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def orchestrator(
-    root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90
+    root: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 90,
+    max_file_bytes: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """The real command. `max_file_bytes` stands in for a full disk: every file the
+    command writes stops at that size (EFBIG, no SIGXFSZ); 0 fails every write."""
+
+    def limit_files() -> None:  # in the child, before it runs
+        assert max_file_bytes is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", "--root", str(root), *args],
         capture_output=True,
@@ -125,6 +139,7 @@ def orchestrator(
         timeout=timeout,
         env=env or cli_env(root.parent),
         cwd=root,
+        preexec_fn=None if max_file_bytes is None else limit_files,
         check=False,
     )
 
@@ -201,6 +216,24 @@ def daemon(workspace: Path) -> Iterator[Daemon]:
     d = Daemon(workspace)
     yield d
     d.stop()
+
+
+def tools_of(root: Path) -> list[int]:
+    """Live processes whose TMPDIR is a run folder of this workspace."""
+    marker = f"TMPDIR={root / 'work' / 'runs'}/".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = Path(entry.path, "environ").read_bytes()
+        except OSError:
+            continue
+        if any(v.startswith(marker) for v in env.split(b"\0")) and not process_gone(
+            int(entry.name)
+        ):
+            found.append(int(entry.name))
+    return found
 
 
 def process_gone(pid: int) -> bool:

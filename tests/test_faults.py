@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from tests.conftest import (
     process_gone,
     result,
     results,
+    tools_of,
     wait_for,
     write_config,
 )
@@ -47,23 +46,6 @@ def start_daemon(root: Path, *args: str, **popen: Any) -> subprocess.Popen[bytes
         cwd=root,
         **popen,
     )
-
-
-def tools_of(root: Path) -> list[int]:
-    """Pids of processes whose TMPDIR is a run folder of this workspace."""
-    marker = f"TMPDIR={root / 'work' / 'runs'}".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                env = Path(entry.path, "environ").read_bytes()
-            except OSError:
-                continue
-            if any(v.startswith(marker) for v in env.split(b"\0")) and not process_gone(
-                int(entry.name)
-            ):
-                found.append(int(entry.name))
-    return found
 
 
 def all_gone(pids: list[int]) -> bool:
@@ -531,20 +513,8 @@ def test_disk_full_for_the_telemetry_database(workspace: Path) -> None:
     for i in range(120):
         drop_task(workspace, f"f{i:03}.yaml", {"agent": "worker", "prompt": "y" * 400})
 
-    def small_files() -> None:  # every file this process writes stops at 96 KiB (EFBIG)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, 96 * 1024))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-    process = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--root", str(workspace), "run", "--once"],
-        capture_output=True,
-        text=True,
-        env=cli_env(workspace.parent),
-        cwd=workspace,
-        preexec_fn=small_files,
-        timeout=300,
-        check=False,
-    )
+    # every file the daemon writes stops at 96 KiB
+    process = orchestrator(workspace, "run", "--once", timeout=300, max_file_bytes=96 * 1024)
     assert process.returncode == 0, process.stderr
     assert {r["status"] for r in results(workspace).values()} == {"succeeded"}
     assert len(results(workspace)) == 120

@@ -7,8 +7,6 @@ that a problem is told in one line, with no traceback.
 from __future__ import annotations
 
 import json
-import resource
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -150,11 +148,6 @@ def test_exec_under_a_lock_that_outlasts_the_wait_goes_on_unrecorded(workspace: 
 # --- a full disk at start-up ---------------------------------------------------------
 
 
-def no_room() -> None:  # in the child: every file write fails with EFBIG, no signal
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
 @pytest.mark.parametrize("work", ["missing", "empty", "with a task"])
 def test_run_on_a_full_disk_ends_cleanly(workspace: Path, work: str) -> None:
     if work == "missing":  # nothing of work/ exists yet: the daemon creates it
@@ -163,16 +156,7 @@ def test_run_on_a_full_disk_ends_cleanly(workspace: Path, work: str) -> None:
         (workspace / "work").rmdir()
     elif work == "with a task":
         drop_task(workspace, "t1.yaml", {"agent": "worker", "prompt": "x"})
-    process = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--root", str(workspace), "run", "--once"],
-        capture_output=True,
-        text=True,
-        env=cli_env(workspace.parent),
-        cwd=workspace,
-        preexec_fn=no_room,
-        timeout=120,
-        check=False,
-    )
+    process = orchestrator(workspace, "run", "--once", timeout=120, max_file_bytes=0)
     assert "Traceback" not in process.stderr, process.stderr
     assert process.returncode in (0, 1), process.stderr
     if process.returncode == 1:
@@ -184,12 +168,9 @@ def test_run_on_a_full_disk_ends_cleanly(workspace: Path, work: str) -> None:
 
 
 def test_submit_on_a_full_disk_is_one_line(workspace: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--root", str(workspace), "submit",
-         "--agent", "worker", "--id", "t1", "--prompt", "x"],
-        capture_output=True, text=True, env=cli_env(workspace.parent), cwd=workspace,
-        preexec_fn=no_room, timeout=60, check=False,
-    )  # fmt: skip
+    done = orchestrator(
+        workspace, "submit", "--agent", "worker", "--id", "t1", "--prompt", "x", max_file_bytes=0
+    )
     assert done.returncode == 1, done.stdout
     assert "Traceback" not in done.stderr
     [line] = done.stderr.splitlines()

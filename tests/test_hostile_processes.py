@@ -25,6 +25,7 @@ from tests.conftest import (
     process_gone,
     result,
     results,
+    tools_of,
     wait_for,
     write_config,
 )
@@ -73,24 +74,6 @@ def configure(workspace: Path) -> None:
     files["agents.yaml"]["agents"]["detacher"] = {"preferred_tool": "detach"}
     files["policies.yaml"]["retries"]["max_attempts"] = 1
     write_config(workspace, files)
-
-
-def tools_of(root: Path) -> list[int]:
-    """Live processes whose TMPDIR is a run folder of this workspace."""
-    marker = f"TMPDIR={root / 'work' / 'runs'}/".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = Path(entry.path, "environ").read_bytes()
-        except OSError:
-            continue
-        if any(v.startswith(marker) for v in env.split(b"\0")) and not process_gone(
-            int(entry.name)
-        ):
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(autouse=True)
