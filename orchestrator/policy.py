@@ -138,6 +138,7 @@ def decide(
 class Reservation:
     windows: list[Window]
     amount: float
+    leases: tuple[int, ...] = ()  # its rows in work/ledger.db (the shared ledger's)
 
 
 @dataclass
