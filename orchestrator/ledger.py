@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -88,6 +89,7 @@ class SharedLedger:
     def __post_init__(self) -> None:
         self._db: sqlite3.Connection | None = None
         self._me = (os.getpid(), process_start(os.getpid()) or 0)
+        self._lock = threading.Lock()  # one connection, used from worker threads in turn
         # When ledger.db cannot be used (a full disk, a corrupt file): this process's own.
         self._local = BudgetLedger(self.budgets, self._spent_in)
 
@@ -122,7 +124,8 @@ class SharedLedger:
         if not windows:
             return BudgetDecision(allowed=True), Reservation([], estimate)
         try:
-            return self._reserve(windows, estimate, task_id, attempt)
+            with self._lock:
+                return self._reserve(windows, estimate, task_id, attempt)
         except sqlite3.Error as exc:
             log.warning(
                 "the shared budget ledger %s cannot be used (%s): budgets count this "
@@ -166,8 +169,7 @@ class SharedLedger:
             cost = actual
         marks = ",".join("?" * len(reservation.leases))
         try:
-            db = self._connection()
-            with _transaction(db):
+            with self._lock, _transaction(db := self._connection()):
                 db.execute(
                     f"UPDATE leases SET amount = ?, settled = 1, expires = ? WHERE id IN ({marks})",
                     (cost, self.clock() + SETTLED_TTL_S, *reservation.leases),
@@ -254,6 +256,10 @@ class SharedLedger:
             tele.close()
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
