@@ -173,25 +173,30 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from orchestrator.reports import (
+        StatsQuery,
         render_stats,
         render_stats_csv,
         render_stats_json,
-        stats_rows,
+        stats_report,
     )
 
     root = _root(args)
+    query = StatsQuery(period=args.period, by=args.by, since=args.since, until=args.until,
+                       agent=args.agent, model=args.model, tool=args.tool)  # fmt: skip
     try:
-        rows = stats_rows(root, period=args.period, by=args.by, since=args.since, until=args.until)
+        report = stats_report(root, query)
     except ValueError as exc:
         from orchestrator.errors import UsageError
 
         raise UsageError(f"--since/--until: {exc} (write YYYY-MM-DD)") from None
     if args.json:
-        print(render_stats_json(rows))
+        print(render_stats_json(report, totals=args.totals))
     elif args.csv:
-        print(render_stats_csv(rows), end="")
+        print(render_stats_csv(report, totals=args.totals), end="")
     else:
-        print(render_stats(rows, args.by))
+        print(render_stats(report))
+    if report["note"] and (args.csv or (args.json and not args.totals)):
+        print(f"note: {report['note']}", file=sys.stderr)  # stdout stays machine-readable
     return 0
 
 
@@ -273,9 +278,17 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--by", choices=["agent", "model", "tool"], default="model")
     stats.add_argument("--since", metavar="DATE", help="first day (YYYY-MM-DD, budget zone)")
     stats.add_argument("--until", metavar="DATE", help="last day, included")
+    for name in ("agent", "model", "tool"):
+        stats.add_argument(f"--{name}", metavar="NAME", help=f"only the invocations of this {name}")
     fmt = stats.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="the main table as a list of rows")
     fmt.add_argument("--csv", action="store_true")
+    stats.add_argument(
+        "--totals",
+        action="store_true",
+        help="--json: one object (totals, by_agent, by_model, rows, note) instead of the list; "
+        "--csv: a last line whose period is 'total'",
+    )
 
     submit = add("submit", cmd_submit, "write a task file into the inbox, print its id")
     _task_options(submit)
