@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -323,44 +323,27 @@ def stats_report(root: Path, query: StatsQuery) -> dict[str, Any]:
     the invocations that match the query's filters.
 
     `since` and `until` (included) are days, YYYY-MM-DD in the budgets' time zone, or ISO
-    times; they raise ValueError otherwise. Whole days are read from the daily rollup;
-    a range that starts or ends inside a day is read from the 15-minute buckets. Each
-    query groups in SQLite, so a year of a million invocations is a few thousand rows.
+    times; they raise ValueError otherwise. Whole days are read from the daily rollup,
+    the parts of days at either end of a range of times from the 15-minute buckets. The
+    sums are grouped in SQLite, so a year of a million invocations is a few thousand rows.
     """
     zone_name = read_budgets(root).timezone
-    whole_days = all(v is None or len(v) == 10 for v in (query.since, query.until))
-    low = parse_day(query.since, zone_name) if query.since else None
-    high = parse_day(query.until, zone_name, end=True) if query.until else None
+    bounds = (parse_day(query.since, zone_name) if query.since else None,
+              parse_day(query.until, zone_name, end=True) if query.until else None)  # fmt: skip
     filters = query.filters()
     main: dict[tuple[str, str], list[float]] = {}
     groups: dict[str, dict[str, list[float]]] = {"agent": {}, "model": {}}
     note = None
     with _database(root) as db:
         if db is not None:
-            if whole_days and has_daily(db, zone_name):
-                table, moment, where = "usage_daily", "day", "zone = ? AND day >= ? AND day <= ?"
-                args: list[Any] = [zone_name, query.since or "", query.until or "9999"]
-                day_of: Callable[[str], str] = str
-            else:
-                table, moment, where = "usage_rollup", "bucket", "bucket >= ? AND bucket < ?"
-                args = [bucket_of(low) if low else "", bucket_of(high) if high else "9999"]
-                day_of = LocalDays(zone_name).of_bucket
-            for name, value in filters.items():
-                where += f" AND {name} = ?"
-                args.append(value)
-            column = {"agent": "agent", "model": "model", "tool": "tool"}[query.by]
-            found = db.execute(_sum_sql(table, f"{moment}, {column}", where), args)
-            for when, group, *values in found:
-                _add(main, (_period_of_day(day_of(when), query.period), group or "-"), values)
-            for key, sums in groups.items():
-                if key == query.by:  # the main table has it already, per period
-                    for (_, group), acc in main.items():
-                        _add(sums, group, acc)
-                else:
-                    for group, *values in db.execute(_sum_sql(table, key, where), args):
-                        _add(sums, group or "-", values)
+            sources = _sources(db, zone_name, *bounds)
+            for source in sources:
+                _sum_source(db, source, filters, query, main, groups)
             if not main and filters:
-                note = _unknown_names(db, table, zone_name, filters)
+                note = _unknown_names(db, sources[0].table, zone_name, filters)
+    if query.by in groups:  # the main table has it, per period
+        for (_, group), acc in main.items():
+            _add(groups[query.by], group, acc)
     total = [sum(kind) for kind in zip(*groups["agent"].values(), strict=True)]
     total = total or [0.0] * len(STAT_FIELDS)
     return {
@@ -375,6 +358,75 @@ def stats_report(root: Path, query: StatsQuery) -> dict[str, Any]:
         "rows": _rows(main, query.by),
         "note": note,
     }
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Part of a range in one rollup table: its time column, the condition on it (with
+    its arguments) and how a value of the time column maps to a local day."""
+
+    table: str
+    moment: str
+    where: str
+    args: tuple[str, ...]
+    day_of: Callable[[str], str]
+
+
+def _sources(
+    db: sqlite3.Connection, zone_name: str, low: datetime | None, high: datetime | None
+) -> list[_Source]:
+    """Where the invocations started in [low, high) are summed: the whole local days in
+    the daily rollup (when it is built for the zone), the rest from the 15-minute buckets
+    (bucket-exact: every local midnight is a bucket boundary)."""
+    of_bucket = LocalDays(zone_name).of_bucket
+
+    def buckets(start: str, end: str) -> _Source:
+        return _Source("usage_rollup", "bucket", "bucket >= ? AND bucket < ?", (start, end),
+                       of_bucket)  # fmt: skip
+
+    start, end = bucket_of(low) if low else "", bucket_of(high) if high else "9999"
+    if not has_daily(db, zone_name):
+        return [buckets(start, end)]
+    zone = ZoneInfo(zone_name)
+    first = last = None  # the first whole day, the day after the last one
+    if low:
+        local = low.astimezone(zone)
+        whole = local.time() == time(0) and not local.fold  # low is the day's start
+        first = local.date() if whole else local.date() + timedelta(days=1)
+    if high:
+        last = high.astimezone(zone).date()
+    if first and last and first >= last:
+        return [buckets(start, end)]
+    days = (zone_name, first.isoformat() if first else "", last.isoformat() if last else "9999")
+    found = [_Source("usage_daily", "day", "zone = ? AND day >= ? AND day < ?", days, str)]
+    if first:
+        found.append(buckets(start, bucket_of(datetime.combine(first, time(0), zone))))
+    if last:
+        found.append(buckets(bucket_of(datetime.combine(last, time(0), zone)), end))
+    return [s for s in found if s.table == "usage_daily" or s.args[0] < s.args[1]]
+
+
+def _sum_source(
+    db: sqlite3.Connection,
+    source: _Source,
+    filters: dict[str, str],
+    query: StatsQuery,
+    main: dict[tuple[str, str], list[float]],
+    groups: dict[str, dict[str, list[float]]],
+) -> None:
+    """Add one source's sums to the main table (per period and group) and to the
+    breakdowns other than the main table's grouping (one GROUP BY each: cheaper than
+    one over both)."""
+    where = source.where + "".join(f" AND {name} = ?" for name in filters)
+    args = [*source.args, *filters.values()]
+    column = {"agent": "agent", "model": "model", "tool": "tool"}[query.by]
+    found = db.execute(_sum_sql(source.table, f"{source.moment}, {column}", where), args)
+    for when, group, *values in found:
+        _add(main, (_period_of_day(source.day_of(when), query.period), group or "-"), values)
+    for key, sums in groups.items():
+        if key != query.by:
+            for group, *values in db.execute(_sum_sql(source.table, key, where), args):
+                _add(sums, group or "-", values)
 
 
 def _unknown_names(

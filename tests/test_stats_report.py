@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.telemetry.store import connect
 from tests.conftest import base_config, drop_task, orchestrator, write_config
 
 KNOWN_COST = 2 * 0.0012 + 0.00015
@@ -136,9 +137,15 @@ def test_filters_restrict_the_totals_and_every_table(ws: Path) -> None:
     small = json.loads(stats(ws, "--json", "--by", "agent", "--model", "fake-small"))
     assert [(r["agent"], r["invocations"]) for r in small] == [("chain-missing", 1)]
 
-    # a range that starts inside a day reads the 15-minute buckets: the same totals
-    rollup = report(ws, "--agent", "worker", "--since", "2000-01-01T00:00:00")
-    assert rollup["totals"] == report(ws, "--agent", "worker", "--since", "2000-01-01")["totals"]
+    # ranges of times read whole days from the daily rollup and the rest of the days at
+    # either end from the 15-minute buckets: the same totals
+    whole = report(ws, "--agent", "worker", "--since", "2000-01-01")["totals"]
+    assert report(ws, "--agent", "worker", "--since", "2000-01-01T00:00:00")["totals"] == whole
+    with connect(ws / "work" / "telemetry.db", readonly=True) as db:
+        [(started,)] = db.execute("SELECT MIN(started_at) FROM invocations").fetchall()
+    hour = f"{started[:13]}:00:00+00:00"  # inside today: today is read from the buckets
+    assert report(ws, "--agent", "worker", "--since", hour)["totals"] == whole
+    assert report(ws, "--agent", "worker", "--until", "2999-01-01T12:00")["totals"] == whole
 
     # known names that never met: an empty report, no suggestion
     none = orchestrator(ws, "stats", "--agent", "worker", "--model", "fake-small")
