@@ -111,24 +111,46 @@ def cmd_exec(args: argparse.Namespace) -> int:
     import anyio
 
     from orchestrator import reaper
-    from orchestrator.submit import exec_task
+    from orchestrator.submit import exec_task, failure_lines
 
+    if args.force != (args.justification is not None):
+        args.usage_error("--force and --justification TEXT go together")
+    if args.justification is not None and not args.justification.strip():
+        args.usage_error("--justification needs a text: why this run may pass the budget")
     _setup_logging(args.verbose, fmt="%(levelname)s: %(message)s")  # one short line each
     config = _load(args)
     contexts = [Path(p) for p in args.context]
     output = Path(args.output) if args.output else None
     prompt = _prompt(args)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def confirm() -> bool:
+        print("Proceed? [y/N] ", end="", file=sys.stderr, flush=True)
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    terminal = sys.stdin.isatty() and sys.stderr.isatty()
     reaper.adopt_orphans()  # what escapes a tool's process group comes back to be killed
-    result = anyio.run(lambda: exec_task(config, args.agent, prompt, contexts, output, args.chain))
+    result = anyio.run(
+        lambda: exec_task(
+            config,
+            args.agent,
+            prompt,
+            contexts,
+            output,
+            args.chain,
+            justification=args.justification,
+            confirm=confirm if terminal and not args.yes else None,
+            say=say,
+        )
+    )
     if result.status == "succeeded":
         if output is None:
             print(result.output or "")
         return 0
-    error = result.error or {}
-    print(
-        f"error: task {result.status}: {error.get('message', '')} ({error.get('hint', '')})",
-        file=sys.stderr,
-    )
+    for line in failure_lines(result):
+        say(line)
     return 1
 
 
@@ -312,6 +334,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the chain id to record (default: the "
         "chain of a --context file an earlier exec wrote, else a new one)",
     )
+    exe.add_argument("--yes", action="store_true", help="run without asking when a budget warns")
+    exe.add_argument(
+        "--force",
+        action="store_true",
+        help="run even past a hard budget (needs --justification; recorded)",
+    )
+    exe.add_argument("--justification", metavar="TEXT", help="why --force is needed")
+    exe.set_defaults(usage_error=exe.error)
     return parser
 
 

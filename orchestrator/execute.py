@@ -30,14 +30,20 @@ from orchestrator.adapters.base import (
     sane,
 )
 from orchestrator.config import resolve_binary
-from orchestrator.policy import BudgetLedger, RateLimiter, Reservation, estimate_tokens
+from orchestrator.policy import (
+    BudgetDecision,
+    BudgetLedger,
+    RateLimiter,
+    Reservation,
+    estimate_tokens,
+)
 from orchestrator.pricing import Cost, Pricer
 from orchestrator.process import ProcessResult, run_process
 from orchestrator.routing import Attempt, agent_tools, resolve, route, simple_task_model
 from orchestrator.tasks import AttemptRecord, Result, Task, error_info
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from pathlib import Path
 
     from orchestrator.config import Config, ToolConfig
@@ -58,7 +64,13 @@ PERMANENT_KINDS = frozenset(
         ErrorKind.BAD_REQUEST,
     }
 )
+# Failures that hold for the tool whatever the model (its binary, its credentials, its
+# command line): the tool's other entries in the chain are skipped for the rest of the task.
+TOOL_WIDE_KINDS = frozenset(
+    {ErrorKind.MISSING_BINARY, ErrorKind.NOT_EXECUTABLE, ErrorKind.AUTH, ErrorKind.CLI_USAGE}
+)
 DEFAULT_COOLDOWN_S = 30.0  # after a 429 that does not say how long to wait
+MAX_LINE = 240  # a fallback line's reason is cut to this many characters
 
 
 def now_utc() -> datetime:
@@ -181,18 +193,31 @@ class _Run:
     prompt_tokens: int
     result: Result
     chain: list[Attempt]
+    justification: str | None = None  # forced past hard budgets (exec --force)
     failed_for_good: set[tuple[str, str | None]] = field(default_factory=set)
+    broken_tools: dict[str, ToolFailure] = field(default_factory=dict)  # tool-wide failures
     tried: set[tuple[str, str | None]] = field(default_factory=set)
+    passed_over: set[tuple[str, str | None]] = field(default_factory=set)
     last_failure: ToolFailure | None = None
+    why: str = ""  # why the last turn gave way to the next entry (for the fallback line)
 
+    def usable(self, attempt: Attempt) -> bool:
+        """False for an entry whose tool failed tool-wide, or whose tool:model failed for
+        a reason retrying cannot fix: such entries are passed over and use no attempt."""
+        key = (attempt.tool, attempt.model)
+        return attempt.tool not in self.broken_tools and key not in self.failed_for_good
 
-def _schedule(attempts: list[Attempt], max_attempts: int) -> list[Attempt]:
-    """`max_attempts` attempts in all: the chain in order, then again from its start when
-    it is shorter (a repeat of a tool that failed for a reason retrying cannot fix is
-    skipped when its turn comes)."""
-    if not attempts:
-        return []
-    return [attempts[i % len(attempts)] for i in range(max(max_attempts, 1))]
+    def upcoming(self, position: int, count: int) -> list[Attempt]:
+        """The next `count` entries to be tried, walking the chain round from `position`."""
+        if count <= 0 or not any(self.usable(a) for a in self.chain):
+            return []
+        found: list[Attempt] = []
+        while len(found) < count:
+            attempt = self.chain[position % len(self.chain)]
+            position += 1
+            if self.usable(attempt):
+                found.append(attempt)
+        return found
 
 
 async def execute(
@@ -201,8 +226,19 @@ async def execute(
     prompt: str,
     *,
     on_start: Callable[[Attempt], None] | None = None,
+    on_fallback: Callable[[str], None] | None = None,
+    justification: str | None = None,
+    shown: Collection[str] = (),
 ) -> Result:
-    """Run every attempt of `task` until one succeeds; never raises for a tool's failure."""
+    """Run the attempts of `task` until one succeeds; never raises for a tool's failure.
+
+    The chain is walked round until `retries.max_attempts` turns are used. A turn is an
+    attempt that was made (even one whose binary is missing) or one given up to a rate
+    limit; entries passed over because their tool failed tool-wide, or their tool:model
+    failed for good, use none. Each fallback is logged and given to `on_fallback` as one
+    line. `justification` runs past hard budgets (recorded in the result and telemetry);
+    `shown` are budget warnings the caller has shown already (recorded, not logged again).
+    """
     config = engine.config
     started = now_utc()
     tokens = estimate_tokens(prompt)
@@ -212,18 +248,65 @@ async def execute(
         prompt_tokens=tokens,
         result=Result(id=task.id, status="failed", agent=task.agent, started_at=iso(started)),
         chain=engine.plan(task, tokens),
+        justification=justification,
     )
-    schedule = _schedule(run.chain, config.policies.retries.max_attempts)
-    for number, attempt in enumerate(schedule):
-        later = [a for a in schedule[number + 1 :] if (a.tool, a.model) not in run.failed_for_good]
-        outcome = await _one(engine, run, number, attempt, later, on_start)
+    if justification is not None:
+        run.result.warnings.append(f"forced: {justification}")
+    run.result.warnings.extend(shown)
+    max_attempts = config.policies.retries.max_attempts
+    position = used = 0
+    while upcoming := run.upcoming(position, max_attempts - used):
+        while not run.usable(run.chain[position % len(run.chain)]):
+            _pass_over(run, run.chain[position % len(run.chain)])
+            position += 1
+        attempt = run.chain[position % len(run.chain)]
+        position += 1
+        outcome = await _one(engine, run, used, attempt, upcoming[1:], on_start)
+        used += 1
         if outcome == "stop":
             break
+        following = run.upcoming(position, max_attempts - used)
+        if following:
+            line = _fallback_line(attempt, run.why, following[0])
+            log.info("task %s: %s", task.id, line)
+            if on_fallback is not None:
+                on_fallback(line)
     _finish(run, engine)
     finished = now_utc()
     run.result.finished_at = iso(finished)
     run.result.duration_ms = int((finished - started).total_seconds() * 1000)
     return run.result
+
+
+def _pass_over(run: _Run, attempt: Attempt) -> None:
+    """An entry that is not tried; the first time an untried one's tool is out for the
+    whole task, it is listed among the attempts as skipped, with the reason."""
+    key = (attempt.tool, attempt.model)
+    failure = run.broken_tools.get(attempt.tool)
+    if failure is None or key in run.tried or key in run.passed_over:
+        return
+    run.passed_over.add(key)
+    run.result.attempts.append(
+        _skipped(
+            attempt,
+            failure.kind,
+            f"not tried: {attempt.tool} failed for every model earlier in this task "
+            f"({failure.message})",
+            failure.hint,
+        )
+    )
+
+
+def _name(attempt: Attempt) -> str:
+    return f"{attempt.tool}:{attempt.model}" if attempt.model else attempt.tool
+
+
+def _fallback_line(attempt: Attempt, why: str, following: Attempt) -> str:
+    """One line: the tool that gave way, why, and what is tried next."""
+    why = " ".join(why.split())
+    if len(why) > MAX_LINE:
+        why = why[: MAX_LINE - 1] + "…"
+    return f"{attempt.tool} {why}; trying {_name(following)}"
 
 
 async def _one(
@@ -237,11 +320,12 @@ async def _one(
     """One scheduled attempt; "stop" ends the chain."""
     config = engine.config
     key = (attempt.tool, attempt.model)
-    if key in run.failed_for_good:
-        return "next"
     wait = engine.rates.delay(attempt.tool, attempt.model)
     if wait > 0 and any((a.tool, a.model) != key for a in later):
-        run.result.attempts.append(_skipped(attempt, f"rate limited for another {wait:.1f}s"))
+        run.why = f"rate limited for another {wait:.1f}s"
+        run.result.attempts.append(
+            _skipped(attempt, ErrorKind.RATE_LIMIT, run.why, "the next tool in the chain was tried")
+        )
         return "next"
     if key in run.tried:
         backoff = config.policies.retries.backoff * 2 ** max(0, number - len(run.chain))
@@ -268,6 +352,11 @@ async def _one(
         engine.rates.cool_down(attempt.tool, failure.retry_after_s or DEFAULT_COOLDOWN_S)
     if failure.kind in PERMANENT_KINDS:
         run.failed_for_good.add(key)
+    if failure.kind in TOOL_WIDE_KINDS:
+        run.broken_tools[attempt.tool] = failure
+        run.why = f"unavailable: {failure.message}"
+    else:
+        run.why = f"failed ({failure.kind}): {failure.message}"
     over_budget = run.task.budget_usd is not None and _spent(run) >= run.task.budget_usd
     return "stop" if failure.kind not in FALLBACK_KINDS or over_budget else "next"
 
@@ -277,6 +366,12 @@ def _reserve(engine: Engine, run: _Run, attempt: Attempt) -> tuple[Attempt, Rese
     budgets = engine.config.policies.budgets
     estimate = engine.estimate(attempt, run.prompt_tokens)
     decision, reservation = engine.ledger.reserve(run.task.agent, estimate or 0.0, now_utc())
+    if not decision.allowed and run.justification is not None:
+        warning = forced_past(decision)
+        if warning not in run.result.warnings:
+            log.warning("task %s: %s", run.task.id, warning)
+            run.result.warnings.append(warning)
+        return attempt, None
     if not decision.allowed and budgets.on_budget_exhausted == "downgrade":
         for cheaper in _cheaper(engine, run, attempt, estimate):
             cheaper_estimate = engine.estimate(cheaper, run.prompt_tokens) or 0.0
@@ -319,7 +414,12 @@ def _spent(run: _Run) -> float:
     return sum(r.cost_usd or 0.0 for r in run.result.attempts)
 
 
-def _skipped(attempt: Attempt, why: str) -> AttemptRecord:
+def forced_past(decision: BudgetDecision) -> str:
+    """The result's line for an attempt that a hard budget would have blocked."""
+    return f"{decision.message}: run anyway (forced)"
+
+
+def _skipped(attempt: Attempt, kind: str, why: str, hint: str) -> AttemptRecord:
     return AttemptRecord(
         tool=attempt.tool,
         model=attempt.model,
@@ -328,7 +428,7 @@ def _skipped(attempt: Attempt, why: str) -> AttemptRecord:
         duration_ms=0,
         exit_code=None,
         outcome="skipped",
-        error=error_info(ErrorKind.RATE_LIMIT, why, "the next tool in the chain was tried"),
+        error=error_info(kind, why, hint),
     )
 
 
@@ -432,6 +532,7 @@ def _record(
             ),
             "prompt_text": run.prompt if privacy == "full" else None,
             "output_text": parsed.text if privacy == "full" else None,
+            "justification": run.justification,
         }
     )
 

@@ -8,20 +8,25 @@ import hashlib
 import logging
 import os
 import sqlite3
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import anyio
 
 from orchestrator.config import Config, suggest
 from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
-from orchestrator.execute import Engine, execute
+from orchestrator.execute import Engine, execute, forced_past, now_utc
+from orchestrator.policy import decide, estimate_tokens, windows_for
 from orchestrator.tasks import (
     MAX_INPUT_BYTES,
     Result,
     Task,
     compose_prompt,
     dump_yaml,
+    error_info,
     id_problem,
     read_profile,
 )
@@ -38,6 +43,7 @@ from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.workdir import Workdir, atomic_write
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from orchestrator.policy import Window
@@ -147,6 +153,10 @@ async def exec_task(
     contexts: list[Path],
     output: Path | None = None,
     chain: str | None = None,
+    *,
+    justification: str | None = None,
+    confirm: Callable[[], bool] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Result:
     """Run one task now, through the same routing, policy and telemetry as the daemon.
 
@@ -154,6 +164,11 @@ async def exec_task(
     --output` wrote puts this task in that task's chain (same chain id in telemetry).
     The telemetry database never fails the task: when it is locked the run waits for it
     a bounded time, when it is unusable the task runs unrecorded, with a warning.
+
+    Before running, the first attempt's estimate is checked against the budgets and the
+    spend recorded so far (see `check_budgets`): its warnings and each fallback go to
+    `say`, one line each; with warnings, `confirm` (when given) decides whether to run.
+    A hard budget the request would pass blocks it, unless `justification` forces it.
     """
     _check_agent(config, agent)
     parts = [prompt.strip()]
@@ -173,7 +188,18 @@ async def exec_task(
         except TaskRejected as exc:
             raise UsageError(str(exc)) from None
         full_prompt = compose_prompt(task, config.root, "exec", profile)
-        result = await _run(config, workdir, records, task, full_prompt)
+        load_spent = records.spent_in if records.problem is None else _nothing_spent
+        engine = Engine(config, workdir.runs, load_spent=load_spent)
+        check = check_budgets(engine, task, full_prompt, justification, now_utc())
+        for line in check.lines:
+            if say is not None:
+                say(line)
+        if check.blocked is not None:
+            return Result(id=task_id, status="blocked_by_budget", agent=agent, error=check.blocked)
+        if check.lines and confirm is not None and not confirm():
+            return Result(id=task_id, status="cancelled", agent=agent, error=DECLINED)
+        run = partial(execute, on_fallback=say, justification=justification, shown=check.shown)
+        result = await _run(engine, records, task, full_prompt, run)
         if output is not None and result.status == "succeeded":
             data = (result.output or "").encode("utf-8")
             atomic_write(output, data, durable=False)
@@ -181,20 +207,32 @@ async def exec_task(
     return result
 
 
+DECLINED = error_info(
+    "declined", "not run: the budget warning was not confirmed", "answer y to run it, or pass --yes"
+)
+
+
+def _nothing_spent(window: Window) -> float:
+    return 0.0
+
+
 async def _run(
-    config: Config, workdir: Workdir, records: _Records, task: Task, prompt: str
+    engine: Engine,
+    records: _Records,
+    task: Task,
+    prompt: str,
+    run: Callable[[Engine, Task, str], Awaitable[Result]],
 ) -> Result:
     """`execute` with a telemetry writer beside it (none when the database is unusable)."""
     if records.problem is not None:
-        engine = Engine(config, workdir.runs)
-        result = await execute(engine, task, prompt)
+        result = await run(engine, task, prompt)
         engine.remove_run_dirs()
         return result
-    telemetry = TelemetryWriter(records.path, zone=config.policies.budgets.timezone)
+    telemetry = TelemetryWriter(records.path, zone=engine.config.policies.budgets.timezone)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_write_telemetry, telemetry)
-        engine = Engine(config, workdir.runs, telemetry=telemetry, load_spent=records.spent_in)
-        result = await execute(engine, task, prompt)
+        engine.telemetry = telemetry
+        result = await run(engine, task, prompt)
         engine.remove_run_dirs()
         telemetry.close()
     if telemetry.health.dropped:  # the writer waited its bounded time and gave up
@@ -203,6 +241,95 @@ async def _run(
         log.warning("%s", problem.with_consequence("this run is not recorded"))
         records.gave_up = True  # nor its --output file: no second wait for the lock
     return result
+
+
+# --- exec's look at the budgets before it runs -----------------------------------------
+
+
+@dataclass
+class BudgetCheck:
+    lines: list[str] = field(default_factory=list)  # for the user, one warning a line
+    blocked: dict[str, str] | None = None  # the error when a hard budget forbids the run
+    shown: list[str] = field(default_factory=list)  # the result's lines for the same
+
+
+def check_budgets(
+    engine: Engine, task: Task, prompt: str, justification: str | None, now: datetime
+) -> BudgetCheck:
+    """The request's first attempt, estimated, against every budget window that applies,
+    with the spend recorded so far: a warning for each window it brings to
+    `warn_at_percent` or past; in hard mode (and `on_budget_exhausted: block`) a window
+    it would pass blocks it, with the options, unless `justification` forces it."""
+    tokens = estimate_tokens(prompt)
+    chain = engine.plan(task, tokens)
+    budgets = engine.config.policies.budgets
+    windows = windows_for(budgets, task.agent, now)
+    if not chain or not windows:
+        return BudgetCheck()
+    estimate = engine.estimate(chain[0], tokens) or 0.0
+    check = BudgetCheck()
+    for window in windows:
+        spent = engine.load_spent(window)
+        decision = decide([window], {window.key: spent}, estimate, budgets)
+        if decision.allowed and not decision.warnings:
+            continue
+        after = spent + estimate
+        percent = 100 * after / window.limit_usd if window.limit_usd else 100.0
+        check.lines.append(
+            f"warning: {window.describe()} is ${window.limit_usd:.2f}; ${spent:.4f} is spent, "
+            f"and with this request's estimate of ${estimate:.4f} that makes ${after:.4f} "
+            f"({percent:.0f}%)"
+        )
+        check.shown.extend(decision.warnings)
+        if decision.allowed or budgets.on_budget_exhausted == "downgrade":
+            continue
+        if justification is not None:
+            check.lines.append(
+                f"warning: --force: running past {window.describe()}; "
+                f"justification recorded: {justification}"
+            )
+            check.shown.append(forced_past(decision))
+        elif check.blocked is None:
+            check.blocked = _blocked(window, spent, estimate, budgets.timezone)
+    return check
+
+
+def _blocked(window: Window, spent: float, estimate: float, zone: str) -> dict[str, str]:
+    resets = window.end.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+    return error_info(
+        "budget_exhausted",
+        f"{window.describe()} is ${window.limit_usd:.2f}: ${spent:.4f} spent + "
+        f"${estimate:.4f} estimated for this request = ${spent + estimate:.4f}; nothing was run",
+        f"raise the budget: {budget_key(window)} in config/policies.yaml\n"
+        f"or wait until it resets at {resets} ({zone})\n"
+        "or run it anyway: --force --justification TEXT (recorded in telemetry)",
+    )
+
+
+def budget_key(window: Window) -> str:
+    """The key of config/policies.yaml that sets `window`'s limit."""
+    name = f"{window.period}_usd"
+    if window.scope == "global":
+        return f"budgets.{name}"
+    return f"budgets.per_agent.{window.scope}.{name}"
+
+
+def failure_lines(result: Result) -> list[str]:
+    """What `exec` says when the task did not succeed: the error, what to do, and every
+    attempt with why it gave no answer, one line each."""
+    error = result.error or {}
+    hint = error.get("hint", "").splitlines()
+    first = f"error: task {result.status}: {error.get('message', '')}"
+    lines = [f"{first} ({hint[0]})" if len(hint) == 1 else first]
+    lines += [f"  {line}" for line in hint if len(hint) > 1]
+    if result.attempts:
+        lines.append("attempts:")
+    for number, attempt in enumerate(result.attempts, 1):
+        name = f"{attempt.tool}:{attempt.model}" if attempt.model else attempt.tool
+        why = attempt.error or {}
+        message = " ".join(str(why.get("message", "")).split())
+        lines.append(f"  {number}. {name} {attempt.outcome}: {why.get('kind', '')}: {message}")
+    return lines
 
 
 async def _write_telemetry(telemetry: TelemetryWriter) -> None:
@@ -230,6 +357,7 @@ class _Records:
         self.problem: TelemetryUnusable | None = None
         self.gave_up = False  # the writer could not record the run
         self.db: sqlite3.Connection | None = None
+        self._spent: dict[tuple[str, str, str], float] = {}
         try:
             self.db = connect(path)  # creates it, or brings its schema up to date
         except sqlite3.Error as exc:
@@ -253,6 +381,12 @@ class _Records:
             return None
 
     def spent_in(self, window: Window) -> float:
+        """Spend recorded in `window`, read once (exec's check and its ledger both ask)."""
+        if window.key not in self._spent:
+            self._spent[window.key] = self._read_spent(window)
+        return self._spent[window.key]
+
+    def _read_spent(self, window: Window) -> float:
         if self.db is None:
             return 0.0
         try:

@@ -33,6 +33,9 @@ INVOCATION_COLUMNS = (
     "reasoning_tokens", "cost_usd", "cost_source", "price_version", "baseline_cost_usd",
     "session_id", "prompt_hash", "prompt_text", "output_text",
 )  # fmt: skip
+# Nullable columns that later migrations added to `invocations`, written with the ones
+# above (kept apart so that code writing rows of the first schema keeps working).
+ADDED_INVOCATION_COLUMNS = ("justification",)  # m004
 TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
@@ -150,11 +153,17 @@ M003_DAILY = """
         CREATE INDEX tasks_parent ON tasks (updated_at) WHERE parent_task IS NOT NULL;
 """
 
+# Why a run went past a hard budget (`exec --force --justification TEXT`); NULL otherwise.
+M004_JUSTIFICATION = """
+        ALTER TABLE invocations ADD COLUMN justification TEXT;
+"""
+
 # Numbered and append-only: a released migration is never edited, only followed.
 MIGRATIONS: Sequence[tuple[str, str]] = (
     ("m001_initial", M001_INITIAL),
     ("m002_outputs", M002_OUTPUTS),
     ("m003_daily", M003_DAILY),
+    ("m004_justification", M004_JUSTIFICATION),
 )
 
 SUMS = (

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from orchestrator.telemetry.store import (
+    ADDED_INVOCATION_COLUMNS,
     BUSY_TIMEOUT_MS,
     DAILY_UPSERT,
     INVOCATION_COLUMNS,
@@ -307,6 +308,7 @@ ROW_ERRORS = (
     TypeError,
     KeyError,
 )
+_COLUMNS = (*INVOCATION_COLUMNS, *ADDED_INVOCATION_COLUMNS)  # every column a row may fill
 _SQLITE_INT = (-(2**63), 2**63 - 1)
 _NOT_NULL_NUMBERS = frozenset({*TOKEN_KINDS, "reasoning_tokens", "attempt", "duration_ms"})
 
@@ -324,7 +326,7 @@ def storable(row: dict[str, Any]) -> dict[str, Any]:
     infinity, an integer past 64 bits, a value of another type) nulled, or zeroed where
     the column is a NOT NULL number."""
     fixed = dict(row)
-    for column in INVOCATION_COLUMNS:
+    for column in _COLUMNS:
         if not _bindable(row.get(column)):
             fixed[column] = 0 if column in _NOT_NULL_NUMBERS else None
     return fixed
@@ -332,10 +334,10 @@ def storable(row: dict[str, Any]) -> dict[str, Any]:
 
 async def _write_batch(db: aiosqlite.Connection, batch: _Batch, days: LocalDays) -> None:
     if batch.invocations:
-        placeholders = ", ".join("?" for _ in INVOCATION_COLUMNS)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
         await db.executemany(
-            f"INSERT INTO invocations ({', '.join(INVOCATION_COLUMNS)}) VALUES ({placeholders})",
-            [tuple(row.get(c) for c in INVOCATION_COLUMNS) for row in batch.invocations],
+            f"INSERT INTO invocations ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+            [tuple(row.get(c) for c in _COLUMNS) for row in batch.invocations],
         )
         await db.executemany(ROLLUP_UPSERT, sum_rows(batch.invocations, rollup_key))
         await db.executemany(
