@@ -39,7 +39,7 @@ from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
 from orchestrator.taskbook import TaskBook
 from orchestrator.tasks import Result, error_info, id_problem, internal_error
-from orchestrator.telemetry.store import connect, ensure_daily, spend_between
+from orchestrator.telemetry.store import connect, ensure_daily
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
 from orchestrator.workdir import Journal, Workdir, atomic_write
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from orchestrator.config import Config
-    from orchestrator.policy import Window
     from orchestrator.routing import Attempt
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,6 @@ class Daemon:
             config,
             self.workdir.runs,
             telemetry=self.telemetry,
-            load_spent=self._spent_in,
             on_group=self.journal.group,
         )
         self.queue = JobQueue()
@@ -422,16 +420,3 @@ class Daemon:
                     log.info("built the daily rollup for %s", self.config.policies.budgets.timezone)
         except sqlite3.Error as exc:
             log.warning("telemetry database %s: %s", self.telemetry.path, exc)
-
-    def _spent_in(self, window: Window) -> float:
-        """Spend already recorded in telemetry for a budget window (read once per window)."""
-        path = self.telemetry.path
-        if not path.exists():
-            return 0.0
-        try:
-            with contextlib.closing(connect(path, readonly=True)) as db:
-                agent = None if window.scope == "global" else window.scope
-                return spend_between(db, window.start, window.end, agent)
-        except sqlite3.Error as exc:
-            log.warning("cannot read past spend from %s: %s; counting from 0", path, exc)
-            return 0.0

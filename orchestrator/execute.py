@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -30,9 +30,9 @@ from orchestrator.adapters.base import (
     sane,
 )
 from orchestrator.config import resolve_binary
+from orchestrator.ledger import SharedLedger
 from orchestrator.policy import (
     BudgetDecision,
-    BudgetLedger,
     RateLimiter,
     Reservation,
     estimate_tokens,
@@ -70,6 +70,7 @@ TOOL_WIDE_KINDS = frozenset(
     {ErrorKind.MISSING_BINARY, ErrorKind.NOT_EXECUTABLE, ErrorKind.AUTH, ErrorKind.CLI_USAGE}
 )
 DEFAULT_COOLDOWN_S = 30.0  # after a 429 that does not say how long to wait
+LEASE_MARGIN_S = 120.0  # a budget lease outlives the longest tool timeout by this much
 MAX_LINE = 240  # a fallback line's reason is cut to this many characters
 
 
@@ -99,7 +100,6 @@ class Engine:
     config: Config
     runs_dir: Path
     telemetry: TelemetryWriter | None = None
-    load_spent: Callable[[Any], float] = field(default=lambda window: 0.0)
     on_group: Callable[[int, Path], None] | None = None  # a tool's process group started
     limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
     free_run_dirs: list[Path] = field(default_factory=list)
@@ -107,7 +107,14 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.pricer = Pricer(self.config)
-        self.ledger = BudgetLedger(self.config.policies.budgets, self.load_spent)
+        work = self.runs_dir.parent
+        longest = max((tool.timeout for tool in self.config.tools.values()), default=0.0)
+        self.ledger = SharedLedger(  # shared with every process on the workspace
+            self.config.policies.budgets,
+            work / "ledger.db",
+            work / "telemetry.db",
+            lease_s=longest + LEASE_MARGIN_S,
+        )
         self.rates = RateLimiter(self.config)
 
     def take_run_dir(self) -> Path:
@@ -332,7 +339,7 @@ async def _one(
         wait = max(wait, backoff)
     if wait > 0:
         await anyio.sleep(wait)
-    attempt, reservation = _reserve(engine, run, attempt)
+    attempt, reservation = await _reserve(engine, run, attempt, number + 1)
     if reservation is None and run.result.status == "blocked_by_budget":
         return "stop"
     engine.rates.take(attempt.tool, attempt.model)
@@ -340,7 +347,10 @@ async def _one(
     if on_start is not None:
         on_start(attempt)
     record, parsed, failure, cost = await _attempt(engine, run, attempt)
-    engine.ledger.settle(reservation, cost.usd)
+    if reservation is not None and reservation.leases:
+        await anyio.to_thread.run_sync(engine.ledger.settle, reservation, cost.usd)
+    else:
+        engine.ledger.settle(reservation, cost.usd)
     run.result.attempts.append(record)
     _record(engine, run, number, attempt, record, parsed, cost)
     if failure is None:
@@ -361,11 +371,23 @@ async def _one(
     return "stop" if failure.kind not in FALLBACK_KINDS or over_budget else "next"
 
 
-def _reserve(engine: Engine, run: _Run, attempt: Attempt) -> tuple[Attempt, Reservation | None]:
-    """Reserve the attempt's estimated cost; downgrade or block when the budget is spent."""
+async def _reserve(
+    engine: Engine, run: _Run, attempt: Attempt, number: int
+) -> tuple[Attempt, Reservation | None]:
+    """Reserve the attempt's estimated cost; downgrade or block when the budget is spent.
+    The shared ledger is a database transaction: it runs in a worker thread."""
     budgets = engine.config.policies.budgets
     estimate = engine.estimate(attempt, run.prompt_tokens)
-    decision, reservation = engine.ledger.reserve(run.task.agent, estimate or 0.0, now_utc())
+
+    def reserve(amount: float) -> tuple[BudgetDecision, Reservation | None]:
+        return engine.ledger.reserve(
+            run.task.agent, amount, now_utc(), task_id=run.task.id, attempt=number
+        )
+
+    if engine.ledger.applies_to(run.task.agent):
+        decision, reservation = await anyio.to_thread.run_sync(reserve, estimate or 0.0)
+    else:  # no budget limit: nothing to count, no transaction, no thread
+        decision, reservation = reserve(estimate or 0.0)
     if not decision.allowed and run.justification is not None:
         warning = forced_past(decision)
         if warning not in run.result.warnings:
@@ -375,9 +397,7 @@ def _reserve(engine: Engine, run: _Run, attempt: Attempt) -> tuple[Attempt, Rese
     if not decision.allowed and budgets.on_budget_exhausted == "downgrade":
         for cheaper in _cheaper(engine, run, attempt, estimate):
             cheaper_estimate = engine.estimate(cheaper, run.prompt_tokens) or 0.0
-            decision, reservation = engine.ledger.reserve(
-                run.task.agent, cheaper_estimate, now_utc()
-            )
+            decision, reservation = await anyio.to_thread.run_sync(reserve, cheaper_estimate)
             if decision.allowed:
                 log.info("task %s: budget: downgraded to %s", run.task.id, cheaper.model)
                 attempt = cheaper

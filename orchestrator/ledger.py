@@ -7,9 +7,10 @@ the spend recorded in telemetry plus every live lease. So however many processes
 at once, a hard budget is passed by at most one estimate's error.
 
 A lease ends three ways:
-- settled: it then holds the actual cost (the estimate when the cost is unknown) until the
-  attempt's row appears in telemetry, which counts it from then on (or until it expires,
-  when telemetry cannot be written);
+- settled: it then holds the actual cost until the attempt's row appears in telemetry,
+  which counts it from then on (or until its window ends, when telemetry cannot be
+  written). A cost that is unknown is held as the estimate until the window ends, since
+  telemetry would count it as nothing;
 - its owner died (`kill -9`, a crash): its unsettled leases are released at the next
   reservation by anyone, so a dead holder never strands budget;
 - it expired (a tool's timeout and a margin): released the same way.
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SETTLED_TTL_S = 600.0  # a settled lease whose telemetry row never appears counts this long
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS leases (
     scope TEXT NOT NULL,
     period TEXT NOT NULL,
     window_start TEXT NOT NULL,
+    window_end REAL NOT NULL,
     amount REAL NOT NULL,
     task_id TEXT,
     attempt INTEGER,
@@ -109,6 +110,24 @@ class SharedLedger:
             self._db = db
         return self._db
 
+    def applies_to(self, agent: str) -> bool:
+        """Does any budget limit apply to `agent` (else reserving touches no database)?"""
+        budgets = self.budgets
+        own = budgets.per_agent.get(agent)
+        limits = [budgets.daily_usd, budgets.monthly_usd]
+        if own is not None:
+            limits += [own.daily_usd, own.monthly_usd]
+        return any(limit is not None for limit in limits)
+
+    def committed_in(self, window: Window) -> float:
+        """What is spent and held in `window`, by every process (for `exec`'s question)."""
+        try:
+            with self._lock, _transaction(db := self._connection()):
+                self._release_ended(db)
+                return self._committed(db, [window])[window.key]
+        except sqlite3.Error:
+            return self._spent_in(window)
+
     def reserve(
         self,
         agent: str,
@@ -149,8 +168,9 @@ class SharedLedger:
             ids = [
                 db.execute(
                     "INSERT INTO leases (owner, owner_start, scope, period, window_start,"
-                    " amount, task_id, attempt, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*self._me, *w.key, estimate, task_id, attempt, expires),
+                    " window_end, amount, task_id, attempt, expires)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*self._me, *w.key, w.end.timestamp(), estimate, task_id, attempt, expires),
                 ).lastrowid
                 for w in windows
             ]
@@ -164,15 +184,18 @@ class SharedLedger:
         if not reservation.leases:  # reserved while ledger.db could not be used
             self._local.settle(reservation, actual)
             return
-        cost = reservation.amount
-        if actual is not None and math.isfinite(actual) and actual >= 0:
-            cost = actual
+        known = actual is not None and math.isfinite(actual) and actual >= 0
+        cost = actual if known and actual is not None else reservation.amount
         marks = ",".join("?" * len(reservation.leases))
+        # A known cost is matched with its telemetry row; an unknown one (which telemetry
+        # counts as nothing) is held, as the estimate, until its window ends.
+        matched = "task_id" if known else "NULL"
         try:
             with self._lock, _transaction(db := self._connection()):
                 db.execute(
-                    f"UPDATE leases SET amount = ?, settled = 1, expires = ? WHERE id IN ({marks})",
-                    (cost, self.clock() + SETTLED_TTL_S, *reservation.leases),
+                    f"UPDATE leases SET amount = ?, settled = 1, task_id = {matched},"
+                    f" expires = window_end WHERE id IN ({marks})",
+                    (cost, *reservation.leases),
                 )
         except sqlite3.Error as exc:  # the lease keeps the estimate until it expires
             log.warning("cannot settle a lease in %s: %s", self.path, exc)

@@ -36,7 +36,6 @@ from orchestrator.telemetry.store import (
     hint_for,
     is_busy,
     record_output,
-    spend_between,
     unusable,
 )
 from orchestrator.telemetry.writer import TelemetryWriter
@@ -188,8 +187,7 @@ async def exec_task(
         except TaskRejected as exc:
             raise UsageError(str(exc)) from None
         full_prompt = compose_prompt(task, config.root, "exec", profile)
-        load_spent = records.spent_in if records.problem is None else _nothing_spent
-        engine = Engine(config, workdir.runs, load_spent=load_spent)
+        engine = Engine(config, workdir.runs)
         check = check_budgets(engine, task, full_prompt, justification, now_utc())
         for line in check.lines:
             if say is not None:
@@ -210,10 +208,6 @@ async def exec_task(
 DECLINED = error_info(
     "declined", "not run: the budget warning was not confirmed", "answer y to run it, or pass --yes"
 )
-
-
-def _nothing_spent(window: Window) -> float:
-    return 0.0
 
 
 async def _run(
@@ -269,14 +263,15 @@ def check_budgets(
     estimate = engine.estimate(chain[0], tokens) or 0.0
     check = BudgetCheck()
     for window in windows:
-        spent = engine.load_spent(window)
+        spent = engine.ledger.committed_in(window)  # every process's spend and holds
         decision = decide([window], {window.key: spent}, estimate, budgets)
         if decision.allowed and not decision.warnings:
             continue
         after = spent + estimate
         percent = 100 * after / window.limit_usd if window.limit_usd else 100.0
         check.lines.append(
-            f"warning: {window.describe()} is ${window.limit_usd:.2f}; ${spent:.4f} is spent, "
+            f"warning: {window.describe()} is ${window.limit_usd:.2f}; ${spent:.4f} is spent "
+            "or held, "
             f"and with this request's estimate of ${estimate:.4f} that makes ${after:.4f} "
             f"({percent:.0f}%)"
         )
@@ -357,7 +352,6 @@ class _Records:
         self.problem: TelemetryUnusable | None = None
         self.gave_up = False  # the writer could not record the run
         self.db: sqlite3.Connection | None = None
-        self._spent: dict[tuple[str, str, str], float] = {}
         try:
             self.db = connect(path)  # creates it, or brings its schema up to date
         except sqlite3.Error as exc:
@@ -379,22 +373,6 @@ class _Records:
         except sqlite3.Error as exc:
             self._failed(exc, "the chains of the --context files are not read")
             return None
-
-    def spent_in(self, window: Window) -> float:
-        """Spend recorded in `window`, read once (exec's check and its ledger both ask)."""
-        if window.key not in self._spent:
-            self._spent[window.key] = self._read_spent(window)
-        return self._spent[window.key]
-
-    def _read_spent(self, window: Window) -> float:
-        if self.db is None:
-            return 0.0
-        try:
-            agent = None if window.scope == "global" else window.scope
-            return spend_between(self.db, window.start, window.end, agent)
-        except sqlite3.Error as exc:
-            self._failed(exc, "budgets count spend from $0")
-            return 0.0
 
     def output(self, sha256: str, path: Path, task_id: str, chain: str) -> None:
         if self.problem is not None or self.gave_up:

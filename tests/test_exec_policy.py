@@ -123,7 +123,7 @@ def test_exec_near_a_budget_warns_and_runs_without_a_terminal(workspace: Path) -
     assert done.returncode == 0, done.stderr
     assert done.stdout == ANSWER
     warning = (
-        "warning: the global daily budget is $1.00; $0.4000 is spent, and with this "
+        "warning: the global daily budget is $1.00; $0.4000 is spent or held, and with this "
         f"request's estimate of {ESTIMATE} that makes $0.6010 (60%)"
     )
     assert done.stderr.splitlines() == [warning]  # once, and no question

@@ -5,6 +5,7 @@ dies, or when they expire."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.config import Budgets
 from orchestrator.ledger import SharedLedger
+from tests.conftest import base_config, cli_env, drop_task, results, write_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,14 +49,15 @@ def test_a_settled_lease_holds_its_actual_cost(tmp_path: Path) -> None:
     assert not one.reserve("a", 0.1, NOW)[0].allowed
 
 
-def test_settled_leases_expire(tmp_path: Path) -> None:
-    clock = [1000.0]
+def test_a_settled_lease_without_its_row_counts_until_its_window_ends(tmp_path: Path) -> None:
+    clock = [NOW.timestamp()]
     one = ledger(tmp_path)
     one.clock = lambda: clock[0]
-    _, held = one.reserve("a", 0.9, NOW)
-    one.settle(held, 0.9)
-    assert not one.reserve("a", 0.2, NOW)[0].allowed
-    clock[0] += 601  # telemetry never got its row: after SETTLED_TTL_S it is no longer held
+    _, held = one.reserve("a", 0.9, NOW, task_id="t", attempt=1)
+    one.settle(held, 0.9)  # telemetry never gets the row (it cannot be written, say)
+    clock[0] += 11 * 3600
+    assert not one.reserve("a", 0.2, NOW)[0].allowed  # 23:00: still the same day's spend
+    clock[0] += 3600 + 1  # the day is over: its lease goes
     assert one.reserve("a", 0.2, NOW)[0].allowed
 
 
@@ -64,6 +67,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from orchestrator.config import Budgets
 from orchestrator.ledger import SharedLedger
+from tests.conftest import base_config, cli_env, drop_task, results, write_config
 work = Path(sys.argv[1])
 limits = Budgets.model_validate({"daily_usd": 1.0, "mode": "hard"})
 ledger = SharedLedger(limits, work / "ledger.db", work / "telemetry.db", lease_s=600)
@@ -102,3 +106,53 @@ def test_an_unusable_ledger_falls_back_to_this_process(tmp_path: Path) -> None:
     one = ledger(tmp_path)
     assert one.reserve("a", 0.6, NOW)[0].allowed
     assert not one.reserve("a", 0.6, NOW)[0].allowed  # still counted, in this process
+
+
+# --- every entry point at once ----------------------------------------------------------
+
+SLOW = "SLEEP=2\n" + "x" * 3990  # about 1000 prompt tokens; its answer echoes it
+
+
+def test_a_daemon_and_concurrent_execs_never_pass_one_hard_budget(workspace: Path) -> None:
+    """Each run costs what it is estimated at, $0.012 (1000 tokens in at $2/M, 1000 out at
+    $10/M): $0.065 fits five. A daemon running eight and six `exec` calls, all at once."""
+    files = base_config()
+    files["policies.yaml"]["budgets"] = {
+        "daily_usd": 0.065,
+        "mode": "hard",
+        "estimated_output_tokens": 1000,
+    }
+    write_config(workspace, files)
+    for i in range(8):
+        drop_task(workspace, f"d{i}.yaml", {"agent": "worker", "prompt": SLOW})
+    command = [sys.executable, "-m", "orchestrator", "--root", str(workspace)]
+    env = cli_env(workspace.parent)
+    daemon = subprocess.Popen(
+        [*command, "run", "--once", "--concurrency", "8"], env=env, stderr=subprocess.PIPE
+    )
+    execs = [
+        subprocess.Popen(
+            [*command, "exec", "--agent", "worker", "--prompt", SLOW],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(6)
+    ]
+    exec_codes = [p.wait(timeout=120) for p in execs]
+    for p in execs:
+        p.communicate()
+    daemon.communicate(timeout=120)
+    assert daemon.returncode == 0
+    ran = sum(r["status"] == "succeeded" for r in results(workspace).values())
+    ran += exec_codes.count(0)
+    assert 1 <= ran <= 5, (ran, exec_codes)
+    with sqlite3.connect(workspace / "work" / "telemetry.db") as db:
+        spent = db.execute("SELECT SUM(cost_usd) FROM invocations").fetchone()[0]
+    assert spent <= 0.065 + 1e-9
+    assert not [row for row in leases(workspace) if row[1] == 0]  # no lease left unsettled
+
+
+def leases(workspace: Path) -> list[tuple[float, int]]:
+    with sqlite3.connect(workspace / "work" / "ledger.db") as db:
+        return list(db.execute("SELECT amount, settled FROM leases"))
