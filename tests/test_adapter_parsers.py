@@ -1,11 +1,22 @@
-"""The claude, codex and gemini adapters: `parse` over every captured real CLI output in
-shared/agent-cli-samples, `build` as exact argv/stdin/env tables, `watch_line`."""
+"""The claude, codex and gemini adapters: `parse` over every real CLI output recorded in
+tests/samples/ (by scripts/capture-samples, against the fake LLM API), `build` as exact
+argv/stdin/env tables, `watch_line`.
+
+Each sample's expectations come from what the fake API was told to answer (its index entry's
+`fake`: a reply and usage, an HTTP status, or a closed port) and the calls it answered,
+never from the sample's own output. One case of the older, hand-made samples cannot be
+produced by the fake API: claude's `--fallback-model` rescuing a run whose first model keeps
+answering 529 (the fake API fails by prompt marker, never by model, so the fallback model
+fails as well). Reading a result that names two models is covered by
+`test_claude_model_is_the_one_with_most_output`, on a recorded result given a second model.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -15,53 +26,57 @@ from orchestrator.adapters import codex, gemini, get_adapter
 from orchestrator.adapters._classify import retry_after, trailing_json_object
 from orchestrator.adapters.base import ErrorKind, Invocation, ParsedOutput, RunContext, Usage
 from orchestrator.config import ToolConfig
+from tests import capture_samples
+from tests.fake_llm_api import error_kind
 
-SAMPLES = Path(__file__).parents[1].parent / "shared" / "agent-cli-samples"
-RESULTS: dict[str, dict[str, Any]] = json.loads((SAMPLES / "results.json").read_text())
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = Path(__file__).resolve().parent / "samples"
+INDEX: dict[str, dict[str, Any]] = json.loads((SAMPLES / capture_samples.INDEX).read_text())
 KINDS = {"claude": "claude-code", "codex": "codex", "gemini": "gemini"}
 CTX = RunContext(task_id="t-1", workspace=Path("/ws"), run_dir=Path("/runs/t-1.1"))
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 K = ErrorKind
 STATUS_KINDS = {401: K.AUTH, 429: K.RATE_LIMIT, 500: K.SERVER, 503: K.SERVER, 529: K.OVERLOADED}
-# Samples whose outcome their name does not tell by the rules of `expected`.
-SPECIAL: dict[str, ErrorKind | None] = {
-    "claude-json-http529-opus-fallback-model-sonnet-default-retries": None,  # sonnet answered
+# Samples where the CLI itself refuses or prints no JSON: the fake API is never asked.
+REFUSED: dict[str, ErrorKind] = {
     "claude-json-bypass-mode": K.CLI_USAGE,  # refused as root
     "claude-json-skip-permissions": K.CLI_USAGE,
     "claude-stream-json-no-verbose": K.CLI_USAGE,
     "codex-exec-json-approval-flag-after-exec": K.CLI_USAGE,
     "gemini-json-untrusted": K.CLI_USAGE,
-    "claude-text": K.BAD_OUTPUT,
-    "codex-exec-text": K.BAD_OUTPUT,
-    "gemini-text": K.BAD_OUTPUT,
 }
-# The provider's own words that a failure message must carry.
-PROVIDER_WORDS = {
-    "claude-json-http429": "per-minute rate limit",
-    "claude-json-http401": "Invalid API key",
+NOT_JSON = {"claude-text", "codex-exec-text", "gemini-text"}  # answered, but in plain text
+# The CLI's own words that a failure message must carry (for HTTP errors it is the fake
+# API's message, see `test_failure_carries_the_providers_message`).
+CLI_WORDS = {
     "claude-json-server-down": "ECONNREFUSED",
+    "claude-stream-json-server-down": "ECONNREFUSED",
     "claude-json-bypass-mode": "root/sudo",
+    "claude-json-skip-permissions": "root/sudo",
     "claude-stream-json-no-verbose": "requires --verbose",
-    "codex-exec-json-http503": "The engine is currently overloaded",
-    "codex-exec-json-http500": "high demand",
     "codex-exec-json-approval-flag-after-exec": "unexpected argument '-a'",
     "codex-exec-json-server-down": "waiting for network",
-    "gemini-json-http401": "API key not valid",
-    "gemini-json-http429": "Resource has been exhausted",
-    "gemini-stream-json-http500": "An internal error has occurred",
+    "codex-exec-json-http500": "high demand",
+    "codex-exec-json-http500-default-retries": "high demand",
     "gemini-json-server-down": "fetch failed",
+    "gemini-json-model-flash-server-down": "fetch failed",
     "gemini-json-untrusted": "not running in a trusted directory",
 }
 
 
 def expected(name: str) -> tuple[ErrorKind | None, int | None]:
-    if name in SPECIAL:
-        return SPECIAL[name], None
-    if "server-down" in name:
+    """The failure kind and status the parser must find, from what the fake API was told."""
+    if name in REFUSED:
+        return REFUSED[name], None
+    if name in NOT_JSON:
+        return K.BAD_OUTPUT, None
+    fake = INDEX[name]["fake"]
+    if fake.get("down"):
         return K.CONNECTION, None
-    if match := re.search(r"-http(\d{3})", name):
-        status = int(match.group(1))
-        if name.startswith("codex") and status == 500:
+    if "status" in fake:
+        status = fake["status"]
+        if INDEX[name]["cli"] == "codex" and status == 500:
             return K.SERVER, None  # codex replaces a 500's body by "high demand", no status
         return STATUS_KINDS[status], status
     return None, None
@@ -79,104 +94,233 @@ def requested_model(argv: list[str]) -> str | None:
 
 
 def parse_sample(name: str) -> ParsedOutput:
-    run = RESULTS[name]
-    stdout = (SAMPLES / run["stdout_file"]).read_bytes()
-    stderr_file = SAMPLES / run["stdout_file"].replace(".txt", ".stderr.txt")
-    stderr = stderr_file.read_bytes() if stderr_file.exists() else b""
-    exit_code = run["rc"] if isinstance(run["rc"], int) else None  # "timeout": killed
+    run = INDEX[name]
+    stdout = (SAMPLES / run["stdout"]).read_bytes()
+    stderr = (SAMPLES / run["stderr"]).read_bytes()
+    exit_code = run["exit_code"] if isinstance(run["exit_code"], int) else None  # "timeout"
     tool = tool_for(run["cli"])
     return get_adapter(tool.adapter).parse(
         tool, requested_model(run["argv"]), stdout, stderr, exit_code
     )
 
 
+def answered(name: str) -> list[dict[str, Any]]:
+    """The fake API's successful answers in this sample's run, oldest first."""
+    return [r for r in INDEX[name]["requests"] if r["status"] == 200]
+
+
+def expected_usage(name: str) -> Usage:
+    """The usage the fake API reported, summed over every answered call (the main call's is
+    the case's FAKE_USAGE, gemini's router call a smaller one), normalised; gemini has no
+    cache-write count, so its cache writes are plain input tokens."""
+    total = [0, 0, 0, 0]
+    for row in answered(name):
+        tokens_in, tokens_out, read, write = row["usage"]
+        if INDEX[name]["cli"] == "gemini":
+            tokens_in, write = tokens_in + write, 0
+        for n, value in enumerate((tokens_in, tokens_out, read, write)):
+            total[n] += row["count"] * value
+    return Usage(*total)
+
+
+def expected_model(name: str) -> str | None:
+    """Codex never says which model answered: the requested one. The others: the model of
+    the last call that was not a utility call (gemini's `auto` router)."""
+    run = INDEX[name]
+    if run["cli"] == "codex":
+        return requested_model(run["argv"])
+    main_calls = [str(r["model"]) for r in answered(name) if not r["utility"]]
+    return main_calls[-1]
+
+
+SUCCESSES = sorted(name for name in INDEX if expected(name)[0] is None)
+FAILURES = sorted(name for name in INDEX if expected(name)[0] is not None)
+STATUS_FAILURES = sorted(name for name in FAILURES if "status" in INDEX[name]["fake"])
+
+
+# --- the samples themselves -----------------------------------------------------------
+
+
+def test_samples_live_inside_the_repository() -> None:
+    assert SAMPLES.is_relative_to(REPO)
+    for run in INDEX.values():
+        for key in ("stdout", "stderr", "last_message"):
+            if key in run:
+                path = (SAMPLES / run[key]).resolve()
+                assert path.is_relative_to(SAMPLES), path
+                assert path.is_file(), path
+
+
+def test_no_test_reads_samples_from_beside_the_clone() -> None:
+    """The suite must run from a fresh clone: no sample folder next to the repository."""
+    outside = re.compile(
+        "|".join(
+            [
+                "agent-cli-" + "samples",
+                r"\.\./" + "shared",
+                r"/\s*[\"']" + "shared" + r"[\"']",
+                r"parents\[\d\]\." + "parent",
+            ]
+        )
+    )
+    sources = [*REPO.glob("tests/**/*.py"), *REPO.glob("bench/**/*.py"), REPO / "pyproject.toml"]
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in sources
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert offenders == []
+
+
+def test_every_sample_file_belongs_to_a_case() -> None:
+    used = {run[key] for run in INDEX.values() for key in ("stdout", "stderr", "last_message")
+            if key in run}  # fmt: skip
+    outputs = {path.name for path in SAMPLES.glob("*.txt")}
+    assert outputs, f"no samples in {SAMPLES}"
+    assert outputs == used
+
+
+def test_samples_are_the_capture_scripts_cases_from_the_pinned_clis() -> None:
+    assert set(INDEX) == set(capture_samples.CASES)
+    pins = json.loads((REPO / "tests" / "clis" / "package.json").read_text())["dependencies"]
+    packages = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex",
+                "gemini": "@google/gemini-cli"}  # fmt: skip
+    for name, run in INDEX.items():
+        assert pins[packages[run["cli"]]] in run["version"], name
+        assert run["fake"] == capture_samples.CASES[name].fake, name
+
+
+@pytest.mark.parametrize("name", sorted(INDEX))
+def test_sample_shows_what_the_fake_api_was_told(name: str) -> None:
+    """A sample is evidence only if the run really met the answer it is filed under."""
+    run, (kind, _) = INDEX[name], expected(name)
+    statuses = {r["status"] for r in run["requests"]}
+    if name in REFUSED:
+        assert run["requests"] == []
+        assert run["exit_code"] != 0
+    elif run["fake"].get("down"):
+        assert run["requests"] == []
+    elif "status" in run["fake"]:
+        assert statuses == {run["fake"]["status"]}
+    else:
+        assert statuses == {200}
+        assert run["exit_code"] == 0
+    assert (run["exit_code"] == 0) == (kind in (None, K.BAD_OUTPUT))
+
+
 # --- every sample ---------------------------------------------------------------------
 
 
-def test_every_sample_file_is_parsed_by_some_case() -> None:
-    used = set()
-    for run in RESULTS.values():
-        used.add(run["stdout_file"])
-        used.add(run["stdout_file"].replace(".txt", ".stderr.txt"))
-    used.add("codex-exec-json-last-message.last-message.txt")  # see its own test
-    outputs = {path.name for path in SAMPLES.glob("*.txt")}
-    assert outputs, f"no samples in {SAMPLES}"
-    assert outputs <= used
+@pytest.mark.parametrize("name", SUCCESSES)
+def test_success_is_parsed(name: str) -> None:
+    parsed = parse_sample(name)
+    assert parsed.failure is None, parsed.failure
+    assert parsed.text == INDEX[name]["fake"]["reply"]
+    assert parsed.usage == expected_usage(name)
+    assert parsed.model == expected_model(name)
+    assert parsed.session_id is not None
+    assert UUID.match(parsed.session_id), parsed.session_id
 
 
-@pytest.mark.parametrize("name", sorted(RESULTS))
-def test_sample_is_classified(name: str) -> None:
+@pytest.mark.parametrize("name", FAILURES)
+def test_failure_is_classified(name: str) -> None:
     kind, status = expected(name)
     parsed = parse_sample(name)
-    if kind is None:
-        assert parsed.failure is None, parsed.failure
-        assert parsed.text is not None
-        assert parsed.text.startswith("ACK ")
-        assert parsed.session_id
-        assert parsed.usage is not None
-        assert parsed.usage.input_tokens > 1000
-        assert parsed.usage.output_tokens > 0
-        return
     assert parsed.failure is not None
-    assert parsed.failure.kind == kind
-    assert parsed.failure.status == status
+    assert (parsed.failure.kind, parsed.failure.status) == (kind, status)
     assert parsed.failure.message
     assert parsed.failure.hint
     assert parsed.text is None
-    if name in PROVIDER_WORDS:
-        assert PROVIDER_WORDS[name] in parsed.failure.message
+    if name in CLI_WORDS:
+        assert CLI_WORDS[name] in parsed.failure.message
+
+
+@pytest.mark.parametrize("name", STATUS_FAILURES)
+def test_failure_carries_the_providers_message(name: str) -> None:
+    """The error body's message the fake API sent, or, where the CLI drops the body (codex
+    for 429 and 500), the status line's words, or the CLI's own (see CLI_WORDS)."""
+    failure = parse_sample(name).failure
+    assert failure is not None
+    status = INDEX[name]["fake"]["status"]
+    provider_says = error_kind(status).message  # e.g. "Unauthorized (fake API)."
+    if INDEX[name]["cli"] == "codex" and status == 429:
+        provider_says = f"{status} {HTTPStatus(status).phrase}"
+    elif INDEX[name]["cli"] == "codex" and status == 500:
+        provider_says = CLI_WORDS[name]
+    assert provider_says in failure.message
 
 
 def test_codex_last_message_file_matches_the_parsed_text() -> None:
-    written = (SAMPLES / "codex-exec-json-last-message.last-message.txt").read_text()
-    assert parse_sample("codex-exec-json-last-message").text == written.strip()
+    name = "codex-exec-json-last-message"
+    written = (SAMPLES / INDEX[name]["last_message"]).read_text()
+    assert parse_sample(name).text == written.strip() == INDEX[name]["fake"]["reply"]
 
 
 # --- usage, cost, model, session ------------------------------------------------------
 
 
-def test_claude_reports_usage_cost_model_and_session() -> None:
-    parsed = parse_sample("claude-json")
-    assert parsed.usage is not None
-    assert (parsed.usage.input_tokens, parsed.usage.output_tokens) == (10689, 6)
-    assert parsed.cost_usd == pytest.approx(0.042876)
+@pytest.mark.parametrize("name", [n for n in SUCCESSES if INDEX[n]["cli"] == "claude"])
+def test_claude_reports_its_own_cost(name: str) -> None:
+    parsed = parse_sample(name)
+    result = [e for e in sample_json(name) if e.get("type") == "result"][-1]
     assert parsed.cost_source == "reported"
-    assert parsed.model == "claude-opus-5-5"
-    assert parsed.session_id == "f5e0447b-c0f8-4336-b75c-042ed656ea8e"
+    assert parsed.cost_usd == pytest.approx(result["total_cost_usd"])
+    assert parsed.cost_usd is not None
+    assert parsed.cost_usd > 0
+
+
+@pytest.mark.parametrize("name", [n for n in SUCCESSES if INDEX[n]["cli"] != "claude"])
+def test_codex_and_gemini_leave_the_cost_to_the_price_list(name: str) -> None:
+    parsed = parse_sample(name)
+    assert (parsed.cost_usd, parsed.cost_source) == (None, None)
+
+
+def sample_json(name: str) -> list[dict[str, Any]]:
+    """A claude sample's JSON objects: one document, an array, or JSON lines."""
+    text = (SAMPLES / INDEX[name]["stdout"]).read_text().strip()
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines()]
+    return whole if isinstance(whole, list) else [whole]
 
 
 @pytest.mark.parametrize(
     ("name", "model"),
     [
         ("claude-json-model-sonnet", "claude-sonnet-5-5"),  # asked for the alias `sonnet`
-        ("claude-json-http529-opus-fallback-model-sonnet-default-retries", "claude-sonnet-5-5"),
-        ("claude-json-verbose", "claude-opus-5-5"),  # a JSON array of messages
-        ("claude-stream-json-partial", "claude-opus-5-5"),  # JSON lines
         ("codex-exec-json-model", "gpt-6.2-sol"),  # not in the output: the requested one
-        ("codex-exec-json", None),
-        ("gemini-json", "gemini-3.8-flash"),  # the main role, not the router
+        ("codex-exec-json", None),  # nothing requested, nothing said
         ("gemini-json-model-flash", "gemini-2.5-flash"),
-        ("gemini-stream-json", "gemini-3.8-flash"),
     ],
 )
 def test_model_that_answered(name: str, model: str | None) -> None:
     assert parse_sample(name).model == model
 
 
-def test_codex_usage_and_thread() -> None:
-    parsed = parse_sample("codex-exec-json")
+@pytest.mark.parametrize("name", ["gemini-json", "gemini-stream-json"])
+def test_gemini_auto_model_is_the_main_call_not_the_router(name: str) -> None:
+    utility, main = INDEX[name]["requests"]
+    assert (utility["utility"], main["utility"]) == (True, False)
+    assert utility["model"] != main["model"]
+    parsed = parse_sample(name)
+    assert parsed.model == main["model"]
+    assert parsed.usage == expected_usage(name)  # both calls counted
     assert parsed.usage is not None
-    assert (parsed.usage.input_tokens, parsed.usage.output_tokens) == (8061, 6)
-    assert parsed.cost_usd is None
-    assert parsed.session_id == "01a21f62-37ec-7e22-b84a-cabc0b7c21ed"
+    assert parsed.usage.output_tokens == utility["usage"][1] + main["usage"][1]
 
 
-def test_gemini_usage_counts_router_and_main_calls() -> None:
-    parsed = parse_sample("gemini-json")
+def test_claude_model_is_the_one_with_most_output() -> None:
+    result = sample_json("claude-json")[-1]
+    (model,) = result["modelUsage"]
+    row = result["modelUsage"][model]
+    small = {**row, "outputTokens": 1, "inputTokens": 5, "costUSD": 0.001}
+    result = {**result, "modelUsage": {"claude-fallback-x": row, model: small}}
+    parsed = _parse("claude", json.dumps(result))
+    assert parsed.model == "claude-fallback-x"
     assert parsed.usage is not None
-    assert (parsed.usage.input_tokens, parsed.usage.output_tokens) == (712 + 8955, 12)
-    assert parsed.cost_usd is None
-    assert parsed.session_id == "84ce9ae2-15e9-4802-874d-6dbfdfa2bf1e"
+    assert parsed.usage.input_tokens == row["inputTokens"] + 5  # every model's tokens
 
 
 def _parse(cli: str, stdout: str, stderr: str = "", exit_code: int | None = 0) -> ParsedOutput:
