@@ -58,12 +58,21 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    from orchestrator.config import summary
+    from orchestrator.config import load_config, summary
+    from orchestrator.configdirs import locate
+    from orchestrator.errors import ConfigError
 
-    counts = summary(_load(args))
+    sources = locate(_root(args))
+    read = [f"read {path}" for path in sources.files]
+    try:
+        counts = summary(load_config(_root(args), sources))
+    except ConfigError:
+        print(*read, sep="\n")  # the problems follow on stderr
+        raise
     print(
         f"config OK: {counts['agents']} agents, {counts['tools']} tools, {counts['models']} models"
     )
+    print(*read, sep="\n")
     return 0
 
 
@@ -263,7 +272,10 @@ def _parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="check the configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    validate = config_sub.add_parser("validate", help="validate config/*.yaml")
+    validate = config_sub.add_parser(
+        "validate",
+        help="validate the config (config/*.yaml over the user config folder); list files read",
+    )
     validate.set_defaults(handler=cmd_config_validate)
 
     run = add("run", cmd_run, "run the daemon: watch the inbox and run its tasks")

@@ -13,15 +13,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from orchestrator.configdirs import CONFIG_FILES as CONFIG_FILES
+from orchestrator.configdirs import Sources, locate
 from orchestrator.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-CONFIG_FILES = ("agents.yaml", "tools.yaml", "models.yaml", "policies.yaml")
 ADAPTERS = ("claude-code", "codex", "gemini", "generic")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -285,30 +285,6 @@ def _problems_from(
     return problems
 
 
-def _read_yaml(path: Path, display: str) -> tuple[Any, list[ConfigProblem]]:
-    if not path.is_file():
-        return None, [
-            ConfigProblem(
-                display, "", "file not found", "run `orchestrator init` to write a default config"
-            )
-        ]
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [ConfigProblem(display, "", f"YAML syntax error{where}: {reason}", "fix it")]
-    except UnicodeDecodeError:
-        return None, [ConfigProblem(display, "", "not UTF-8 text", "save the file as UTF-8")]
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        kind = type(data).__name__
-        return None, [ConfigProblem(display, "", f"expected a mapping, got a {kind}", "fix it")]
-    return data, []
-
-
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -320,25 +296,20 @@ def _parse(model: type[_M], data: Any, display: str, problems: list[ConfigProble
         return None
 
 
-def load_config(root: Path) -> Config:
-    """Load and cross-check `root/config/*.yaml`; raise ConfigError listing every problem."""
-    config_dir = root / "config"
-    if not config_dir.is_dir():
-        raise ConfigError(
-            [ConfigProblem(str(config_dir), "", "no config folder here",
-                           "run `orchestrator init`, or point --root at your workspace")]
-        )  # fmt: skip
-    problems: list[ConfigProblem] = []
-    raw: dict[str, Any] = {}
-    for name in CONFIG_FILES:
-        data, found = _read_yaml(config_dir / name, f"config/{name}")
-        problems += found
-        raw[name] = data
+def load_config(root: Path, sources: Sources | None = None) -> Config:
+    """Load and cross-check the config of the workspace `root` (its `config/` over the user
+    folder: see orchestrator.configdirs); raise ConfigError listing every problem."""
+    found = sources or locate(root)
+    problems = list(found.problems)
 
     def parse(model: type[_M], name: str) -> _M | None:
-        if raw[name] is None:  # unreadable: already reported
+        data = found.data(name)
+        if data is None:  # missing or unreadable: already reported
             return None
-        return _parse(model, raw[name], f"config/{name}", problems)
+        parsed: list[ConfigProblem] = []
+        result = _parse(model, data, f"config/{name}", parsed)
+        problems.extend(map(found.origin, parsed))
+        return result
 
     agents = parse(AgentsFile, "agents.yaml")
     tools = parse(ToolsFile, "tools.yaml")
@@ -353,7 +324,7 @@ def load_config(root: Path) -> Config:
         models=models.models,
         policies=policies,
     )
-    problems = cross_check(config)
+    problems = [found.origin(problem) for problem in cross_check(config)]
     if problems:
         raise ConfigError(problems)
     return config
