@@ -75,7 +75,7 @@ def direct_command(ws: Workspace) -> tuple[list[str], bytes, dict[str, str]]:
     from orchestrator.adapters import get_adapter
     from orchestrator.adapters.base import RunContext
     from orchestrator.config import load_config
-    from orchestrator.execute import tool_env
+    from orchestrator.engine import tool_env
 
     config = load_config(ws.root)
     tool = config.tools[TOOL]

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from orchestrator import control, pricing, reaper
-from orchestrator.execute import Engine, execute, iso, now_utc
+from orchestrator.engine import Engine, iso, now_utc
+from orchestrator.execute import execute
 from orchestrator.intake import DEFER_POLL_S, Intake
 from orchestrator.jobs import Job, JobQueue
 from orchestrator.outbox import Finished, write_results

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from orchestrator import workflow
+from orchestrator.engine import iso, now_utc
 from orchestrator.errors import TaskRejected
-from orchestrator.execute import iso, now_utc
 from orchestrator.jobs import Job
 from orchestrator.safefile import fit_name
 from orchestrator.tasks import (

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.execute import now_utc
+from orchestrator.engine import now_utc
 from orchestrator.tasks import Result, dump_yaml, internal_error
 from orchestrator.workdir import atomic_write, atomic_write_many
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from orchestrator import workflow
 from orchestrator.adapters.base import RunContext
+from orchestrator.engine import Engine
 from orchestrator.errors import TaskRejected
-from orchestrator.execute import Engine
 from orchestrator.policy import estimate_tokens
 from orchestrator.tasks import compose_prompt, load_mapping, parse_task, read_profile
 from orchestrator.workdir import StillWriting, Workdir, read_task_file

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import anyio
 
 from orchestrator.config import Config, suggest
+from orchestrator.engine import Engine, now_utc
 from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
-from orchestrator.execute import Engine, execute, forced_past, now_utc
+from orchestrator.execute import execute, forced_past
 from orchestrator.policy import decide, estimate_tokens, windows_for
 from orchestrator.tasks import (
     MAX_INPUT_BYTES,

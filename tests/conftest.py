@@ -26,6 +26,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_user_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Config loaded inside the test process never reads the user's own config folder."""
+    saved = {name: os.environ.get(name) for name in ("XDG_CONFIG_HOME", "ORCHESTRATOR_CONFIG_DIR")}
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+    os.environ.pop("ORCHESTRATOR_CONFIG_DIR", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def fake_tool(**overrides: Any) -> dict[str, Any]:
     tool: dict[str, Any] = {
         "adapter": "generic",
