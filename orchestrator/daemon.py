@@ -36,6 +36,7 @@ from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.execute import execute
 from orchestrator.intake import DEFER_POLL_S, Intake
 from orchestrator.jobs import Job, JobQueue
+from orchestrator.journal import Journal, kill_groups
 from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
 from orchestrator.taskbook import TaskBook
@@ -43,7 +44,7 @@ from orchestrator.tasks import Result, error_info, id_problem, internal_error
 from orchestrator.telemetry.store import connect, ensure_daily
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import Journal, Workdir, atomic_write
+from orchestrator.workdir import Workdir, atomic_write
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -108,8 +109,9 @@ class Daemon:
             await anyio.to_thread.run_sync(self._migrate)
             self.workdir.clean_up()
             self.journal.load()
-            reaper.kill_strays(self.workdir.runs)  # before kill_orphans empties work/runs
-            self.workdir.kill_orphans(self.journal)
+            reaper.kill_strays(self.workdir.runs)  # before work/runs is emptied
+            kill_groups(self.journal)
+            self.workdir.empty_runs()
             self.journal.open({p.name for p in self.workdir.in_running()})
             for path in self.workdir.in_running():
                 log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)

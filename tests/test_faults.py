@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from orchestrator.jobs import Job
+from orchestrator.journal import Journal
 from orchestrator.outbox import Finished, write_results
 from orchestrator.tasks import Result
-from orchestrator.workdir import Journal, Workdir, atomic_write_many
+from orchestrator.workdir import Workdir, atomic_write_many
 from tests.conftest import (
     Daemon,
     base_config,
