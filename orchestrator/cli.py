@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from orchestrator.reports import render_status, status_data
+    from orchestrator.reports.status import render_status, status_data
 
     root = _root(args)
     while True:
@@ -203,7 +203,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from orchestrator.reports import (
+    from orchestrator.reports.stats import (
         StatsQuery,
         render_stats,
         render_stats_csv,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.reports import status_data
+from orchestrator.reports.status import status_data
 from orchestrator.telemetry.store import MIGRATIONS, connect, migrate
 from tests.conftest import (
     base_config,
