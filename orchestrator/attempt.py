@@ -22,7 +22,7 @@ from orchestrator.adapters.base import (
 from orchestrator.engine import iso, now_utc, tool_env
 from orchestrator.pricing import Cost
 from orchestrator.process import ProcessResult, run_process
-from orchestrator.tasks import AttemptRecord, error_info
+from orchestrator.results import AttemptRecord, error_info
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -21,16 +21,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import TaskRejected, UsageError
+from orchestrator.results import Result, dump_yaml, error_info
 from orchestrator.safefile import fit_name, read_head, read_regular
-from orchestrator.tasks import (
-    MAX_TASK_BYTES,
-    TASK_SUFFIXES,
-    Result,
-    dump_yaml,
-    error_info,
-    id_problem,
-    load_mapping,
-)
+from orchestrator.tasks import MAX_TASK_BYTES, TASK_SUFFIXES, id_problem, load_mapping
 from orchestrator.workdir import (
     PENDING_SUFFIX,
     RESULT_MAX_BYTES,

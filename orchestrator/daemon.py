@@ -39,8 +39,9 @@ from orchestrator.jobs import Job, JobQueue
 from orchestrator.journal import Journal, kill_groups
 from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
+from orchestrator.results import Result, error_info, internal_error
 from orchestrator.taskbook import TaskBook
-from orchestrator.tasks import Result, error_info, id_problem, internal_error
+from orchestrator.tasks import id_problem
 from orchestrator.telemetry.store import connect, ensure_daily
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox

@@ -23,11 +23,13 @@ from orchestrator.policy import (
     Reservation,
     estimate_tokens,
 )
+from orchestrator.results import AttemptRecord, Result, error_info
 from orchestrator.routing import Attempt, agent_tools, resolve
-from orchestrator.tasks import AttemptRecord, Result, Task, error_info
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
+
+    from orchestrator.tasks import Task
 
 
 log = logging.getLogger(__name__)

@@ -21,13 +21,12 @@ from orchestrator import workflow
 from orchestrator.engine import iso, now_utc
 from orchestrator.errors import TaskRejected
 from orchestrator.jobs import Job
+from orchestrator.results import Result, error_info
 from orchestrator.safefile import fit_name
 from orchestrator.tasks import (
     MAX_ID_BYTES,
-    Result,
     Task,
     compose_prompt,
-    error_info,
     id_problem,
     load_mapping,
     parse_task,

@@ -11,7 +11,8 @@ import anyio
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from orchestrator.tasks import Result, Task
+    from orchestrator.results import Result
+    from orchestrator.tasks import Task
 
 
 @dataclass(order=True)

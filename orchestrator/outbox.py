@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator.engine import now_utc
-from orchestrator.tasks import Result, dump_yaml, internal_error
+from orchestrator.results import Result, dump_yaml, internal_error
 from orchestrator.workdir import atomic_write, atomic_write_many
 
 if TYPE_CHECKING:

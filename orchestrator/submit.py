@@ -21,16 +21,8 @@ from orchestrator.engine import Engine, now_utc
 from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
 from orchestrator.execute import execute, forced_past
 from orchestrator.policy import decide, estimate_tokens, windows_for
-from orchestrator.tasks import (
-    MAX_INPUT_BYTES,
-    Result,
-    Task,
-    compose_prompt,
-    dump_yaml,
-    error_info,
-    id_problem,
-    read_profile,
-)
+from orchestrator.results import Result, dump_yaml, error_info
+from orchestrator.tasks import MAX_INPUT_BYTES, Task, compose_prompt, id_problem, read_profile
 from orchestrator.telemetry.store import (
     chain_of,
     connect,

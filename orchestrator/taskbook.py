@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from orchestrator import workflow
 from orchestrator.errors import TaskRejected
+from orchestrator.results import dump_yaml
 from orchestrator.safefile import read_regular
-from orchestrator.tasks import dump_yaml, load_mapping
+from orchestrator.tasks import load_mapping
 from orchestrator.workdir import RESULT_MAX_BYTES, Workdir, atomic_write, read_status
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 
     from orchestrator.config import Config
     from orchestrator.jobs import Job
-    from orchestrator.tasks import Result, Task
+    from orchestrator.results import Result
+    from orchestrator.tasks import Task
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import yaml
 from orchestrator.jobs import Job
 from orchestrator.journal import Journal
 from orchestrator.outbox import Finished, write_results
-from orchestrator.tasks import Result
+from orchestrator.results import Result
 from orchestrator.workdir import Workdir, atomic_write_many
 from tests.conftest import (
     Daemon,

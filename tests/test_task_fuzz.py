@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from orchestrator.config import Config, load_config
 from orchestrator.errors import TaskRejected
-from orchestrator.tasks import Task, compose_prompt, dump_yaml, load_mapping, parse_task
+from orchestrator.results import dump_yaml
+from orchestrator.tasks import Task, compose_prompt, load_mapping, parse_task
 from tests.conftest import base_config, write_config
 
 FIELDS = [
