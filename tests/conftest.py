@@ -158,6 +158,20 @@ def orchestrator(
     )
 
 
+def spawn(root: Path, argv: list[str]) -> subprocess.Popen[str]:
+    """`python ARGV` started in the workspace, with its own HOME and TMPDIR and text pipes
+    on stdin, stdout and stderr (for commands a test must drive while they run)."""
+    return subprocess.Popen(
+        [sys.executable, *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(root.parent),
+        cwd=root,
+    )
+
+
 def drop_task(root: Path, name: str, data: dict[str, Any] | str) -> Path:
     """Write a task into the inbox the way agents should: a dotfile, then a rename."""
     text = data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False)

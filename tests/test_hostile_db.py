@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -17,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from tests.conftest import cli_env, drop_task, orchestrator, results
+from tests.conftest import drop_task, orchestrator, results, spawn
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -195,19 +193,11 @@ ON_GO = (
 @pytest.mark.timeout(300)  # 40 processes, each loading the config
 def test_two_submits_with_one_id_exactly_one_wins(workspace: Path) -> None:
     inbox = workspace / "work" / "inbox"
-    command = [sys.executable, "-c", ON_GO, "--root", str(workspace), "submit", "--agent", "worker"]
+    command = ["-c", ON_GO, "--root", str(workspace), "submit", "--agent", "worker"]
     for round_ in range(20):
         task_id = f"race-{round_}"
         procs = {
-            who: subprocess.Popen(
-                [*command, "--id", task_id, "--prompt", f"from {who}"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=cli_env(workspace.parent),
-                cwd=workspace,
-            )
+            who: spawn(workspace, [*command, "--id", task_id, "--prompt", f"from {who}"])
             for who in ("a", "b")
         }
         time.sleep(0.5)  # both have imported what they need

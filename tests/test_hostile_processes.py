@@ -25,6 +25,7 @@ from tests.conftest import (
     process_gone,
     result,
     results,
+    spawn,
     tools_of,
     wait_for,
     write_config,
@@ -252,15 +253,7 @@ def cancel_between_tool_and_result(
     outcome = workspace / "work" / "outbox" / f"{task_id}.result.yaml"
     command = [sys.executable, "-c", PRIMED_CANCEL, str(workspace), task_id]
     db = sqlite3.connect(workspace / "work" / "telemetry.db", isolation_level=None, timeout=10)
-    cancel = subprocess.Popen(  # the command, loaded beforehand: the window is short
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(workspace.parent),
-        cwd=workspace,
-    )
+    cancel = spawn(workspace, command[1:])  # the command, loaded beforehand: the window is short
     try:
         assert cancel.stdin is not None and cancel.stdout is not None
         assert cancel.stdout.readline() == "ready\n"
@@ -282,14 +275,7 @@ def cancel_between_tool_and_result(
 
 def test_once_serves_a_cancel_while_the_tool_runs(workspace: Path) -> None:
     drop_task(workspace, "slow.yaml", {"agent": "worker", "prompt": "SLEEP=8"})
-    run = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "--root", str(workspace), "run", "--once"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(workspace.parent),
-        cwd=workspace,
-    )
+    run = spawn(workspace, ["-m", "orchestrator", "--root", str(workspace), "run", "--once"])
     try:
         wait_for(lambda: bool(tools_of(workspace)), what="the tool to start")
         tool = tools_of(workspace)
