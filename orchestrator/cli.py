@@ -21,6 +21,20 @@ def _root(args: argparse.Namespace) -> Path:
     return Path(args.root).resolve()
 
 
+def _workspace(args: argparse.Namespace) -> Path:
+    """The workspace to report on; an error when the folder is none (an empty report
+    would look like an idle workspace)."""
+    root = _root(args)
+    if not (root / "work").is_dir() and not (root / "config").is_dir():
+        from orchestrator.errors import WorkspaceError
+
+        raise WorkspaceError(
+            f"{root} is not a workspace (no config/ or work/ here): run `orchestrator init` "
+            "there, or pass --root WORKSPACE"
+        )
+    return root
+
+
 def _load(args: argparse.Namespace) -> Config:
     from orchestrator.config import load_config
 
@@ -130,6 +144,13 @@ def cmd_exec(args: argparse.Namespace) -> int:
     config = _load(args)
     contexts = [Path(p) for p in args.context]
     output = Path(args.output) if args.output else None
+    if output is not None and not output.resolve().parent.is_dir():
+        from orchestrator.errors import UsageError
+
+        raise UsageError(
+            f"--output {output}: the folder {output.resolve().parent} does not exist; "
+            "create it first (checked before the tool runs, so no answer is lost)"
+        )
     prompt = _prompt(args)
 
     def say(line: str) -> None:
@@ -191,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from orchestrator.reports.status import render_status, status_data
 
-    root = _root(args)
+    root = _workspace(args)
     while True:
         data = status_data(root)
         text = json.dumps(data, indent=2) if args.json else render_status(data)
@@ -211,7 +232,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         stats_report,
     )
 
-    root = _root(args)
+    root = _workspace(args)
     query = StatsQuery(period=args.period, by=args.by, since=args.since, until=args.until,
                        agent=args.agent, model=args.model, tool=args.tool)  # fmt: skip
     try:
@@ -258,11 +279,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # --root is accepted after the command too (`orchestrator status --root W`)
+    anywhere = argparse.ArgumentParser(add_help=False)
+    anywhere.add_argument("--root", default=argparse.SUPPRESS, help="the workspace (as above)")
 
     def add(
         name: str, handler: Callable[[argparse.Namespace], int], text: str
     ) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=text, description=text)
+        command = sub.add_parser(name, help=text, description=text, parents=[anywhere])
         command.set_defaults(handler=handler)
         return command
 
@@ -274,6 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     validate = config_sub.add_parser(
         "validate",
+        parents=[anywhere],
         help="validate the config (config/*.yaml over the user config folder); list files read",
     )
     validate.set_defaults(handler=cmd_config_validate)

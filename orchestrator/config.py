@@ -28,8 +28,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def parse_duration(value: object) -> float:
-    """`90`, `"90s"`, `"15m"`, `"1.5h"`, `"250ms"` → seconds (finite and positive)."""
+def parse_duration(value: object, *, zero: bool = False) -> float:
+    """`90`, `"90s"`, `"15m"`, `"1.5h"`, `"250ms"` → seconds (finite, and positive, or
+    not negative with `zero`)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 15m or 1h")
     if isinstance(value, int | float):
@@ -40,12 +41,14 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"{value!a} is not a duration: write it as 30s, 15m or 1h")
     if not math.isfinite(seconds):
         raise ValueError("a duration must be a finite number, such as 30s, 15m or 1h")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
+    if seconds < 0 or (seconds == 0 and not zero):
+        raise ValueError("a duration must be positive" + (" or 0" if zero else ""))
     return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# A wait that may be none at all (retries.backoff: 0s retries at once).
+Pause = Annotated[float, BeforeValidator(lambda value: parse_duration(value, zero=True))]
 
 
 def split_target(target: str) -> tuple[str | None, str]:
@@ -181,7 +184,7 @@ class CostOptimization(Strict):
 
 class Retries(Strict):
     max_attempts: int = Field(default=3, ge=1)  # attempts per task, the fallback chain included
-    backoff: Duration = 2.0
+    backoff: Pause = 2.0
     quarantine_after: int = Field(default=5, ge=1)  # runs cut short (daemon died) before giving up
 
 
