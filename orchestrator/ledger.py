@@ -123,8 +123,7 @@ class SharedLedger:
         """What is spent and held in `window`, by every process (for `exec`'s question)."""
         try:
             with self._lock, _transaction(db := self._connection()):
-                self._release_ended(db)
-                return self._committed(db, [window])[window.key]
+                return self._count(db, [window])[window.key]
         except sqlite3.Error:
             return self._spent_in(window)
 
@@ -159,8 +158,7 @@ class SharedLedger:
     ) -> tuple[BudgetDecision, Reservation | None]:
         db = self._connection()
         with _transaction(db):
-            self._release_ended(db)
-            committed = self._committed(db, windows)
+            committed = self._count(db, windows)
             decision = decide(windows, committed, estimate, self.budgets)
             if not decision.allowed:
                 return decision, None
@@ -206,9 +204,16 @@ class SharedLedger:
             return spend_between(tele, window.start, window.end, agent)
         return 0.0
 
-    def _release_ended(self, db: sqlite3.Connection) -> None:
-        """Drop expired leases, unsettled ones of dead owners, and settled ones whose row
-        telemetry now has (it counts them itself from now on)."""
+    def _count(
+        self, db: sqlite3.Connection, windows: list[Window]
+    ) -> dict[tuple[str, str, str], float]:
+        """Release the leases that have ended, then what is committed per window: the spend
+        telemetry has recorded plus every live lease (one telemetry connection for both).
+
+        Ended: expired, unsettled ones of dead owners, and settled ones whose row telemetry
+        now has (it counts them itself from then on). Telemetry's spend is read after those
+        rows were looked for: a row that lands in between is counted twice (safe), never
+        not at all."""
         db.execute("DELETE FROM leases WHERE expires < ?", (self.clock(),))
         owners = db.execute("SELECT DISTINCT owner, owner_start FROM leases WHERE settled = 0")
         for owner, started in owners.fetchall():
@@ -221,35 +226,20 @@ class SharedLedger:
         settled = db.execute(
             "SELECT id, task_id, attempt FROM leases WHERE settled = 1 AND task_id IS NOT NULL"
         ).fetchall()
-        if settled:
-            recorded = self._recorded({(task, attempt) for _, task, attempt in settled})
-            done = [(i,) for i, task, attempt in settled if (task, attempt) in recorded]
-            db.executemany("DELETE FROM leases WHERE id = ?", done)
-
-    def _recorded(self, keys: set[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Which (task, attempt) rows telemetry has (none, when it cannot be read)."""
-        found = set()
+        recorded: list[tuple[int]] = []
+        spent = dict.fromkeys((w.key for w in windows), 0.0)
         with self._reading() as tele:
-            for task, attempt in keys:
+            for lease, task, attempt in settled:
                 row = tele.execute(
                     "SELECT 1 FROM invocations WHERE task_id = ? AND attempt = ? LIMIT 1",
                     (task, attempt),
                 ).fetchone()
                 if row:
-                    found.add((task, attempt))
-        return found
-
-    def _committed(
-        self, db: sqlite3.Connection, windows: list[Window]
-    ) -> dict[tuple[str, str, str], float]:
-        """Spend (telemetry) plus every live lease, per window. Telemetry is read after the
-        settled leases were matched: a row that lands in between is counted twice (safe),
-        never not at all."""
-        spent = dict.fromkeys((w.key for w in windows), 0.0)
-        with self._reading() as tele:
+                    recorded.append((lease,))
             for window in windows:
                 agent = None if window.scope == "global" else window.scope
                 spent[window.key] = spend_between(tele, window.start, window.end, agent)
+        db.executemany("DELETE FROM leases WHERE id = ?", recorded)
         committed = {}
         for window in windows:
             held = db.execute(

@@ -40,11 +40,10 @@ class TooLarge(OSError):
 
 @dataclass(frozen=True)
 class Opened:
-    """A file opened for reading, with its fstat and (Linux) the real path it opened."""
+    """A file opened for reading, with its fstat."""
 
     fd: int
     info: os.stat_result
-    real: Path | None
 
 
 def kind_of(mode: int) -> str:
@@ -77,7 +76,7 @@ def open_regular(path: Path, *, follow: bool = False) -> Opened:
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise NotRegular(path, kind_of(info.st_mode))
-    return Opened(fd, info, _real_path(fd))
+    return Opened(fd, info)
 
 
 def _real_path(fd: int) -> Path | None:
@@ -136,7 +135,7 @@ def open_inside(root: Path, relative: str) -> Opened:
     Raises PermissionError when the opened file is outside `root` (a symlink, or one swapped
     in after any earlier check), NotRegular for FIFOs and devices."""
     opened = open_regular(root / relative, follow=True)
-    real = opened.real
+    real = _real_path(opened.fd)  # looked up only here: the other readers need no path
     if real is None:  # no /proc: fall back to resolving the name (a narrow race remains)
         real = (root / relative).resolve()
     if not real.is_relative_to(root) or real.name.endswith(" (deleted)"):

@@ -28,26 +28,22 @@ def test_a_zero_backoff_is_valid(workspace: Path) -> None:
 def test_root_after_the_command(workspace: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "status", "--json", "--root", str(workspace)],
-        capture_output=True,
-        text=True,
-        env=cli_env(tmp_path),
-        cwd=elsewhere,
-        timeout=60,
-        check=False,
-    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:  # from a folder that is none
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", *args, "--root", str(workspace)],
+            capture_output=True,
+            text=True,
+            env=cli_env(tmp_path),
+            cwd=elsewhere,
+            timeout=60,
+            check=False,
+        )
+
+    done = run("status", "--json")
     assert done.returncode == 0, done.stderr
     assert "queue" in json.loads(done.stdout)
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "config", "validate", "--root", str(workspace)],
-        capture_output=True,
-        text=True,
-        env=cli_env(tmp_path),
-        cwd=elsewhere,
-        timeout=60,
-        check=False,
-    )
+    done = run("config", "validate")
     assert done.returncode == 0, done.stderr
 
 
