@@ -13,7 +13,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from orchestrator.configdirs import CONFIG_FILES as CONFIG_FILES
 from orchestrator.configdirs import Sources, locate
@@ -89,7 +96,24 @@ class OutputSpec(Strict):
 
 
 class RateLimit(Strict):
-    requests_per_minute: float = Field(gt=0)
+    """Requests a tool (or model) may start per minute and per hour; both apply when given."""
+
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    requests_per_hour: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> RateLimit:
+        if self.requests_per_minute is None and self.requests_per_hour is None:
+            raise ValueError("give requests_per_minute, requests_per_hour or both")
+        return self
+
+
+class Platforms(Strict):
+    """A tool's binary per operating system, where it differs from `binary`."""
+
+    linux: str | None = None
+    macos: str | None = None
+    windows: str | None = None
 
 
 class ToolConfig(Strict):
@@ -113,6 +137,10 @@ class ToolConfig(Strict):
     # Tokens the CLI adds to every request (its own system prompt and tool definitions),
     # counted in budget estimates.
     prompt_overhead_tokens: int = Field(default=0, ge=0)
+    platforms: Platforms | None = None
+    # Descriptive: shown by `config validate`, not acted on.
+    capabilities: list[str] = Field(default_factory=list)
+    note: str | None = None
 
 
 class ToolsFile(Strict):
@@ -136,6 +164,12 @@ class ModelConfig(Strict):
     price_per_mtok: Prices | None = None
     context_window: int | None = Field(default=None, gt=0)
     rate_limit: RateLimit | None = None
+    # A deprecated model with a successor is routed to the successor, with a warning.
+    deprecated: bool = False
+    superseded_by: str | None = None
+    # Descriptive: shown by `config validate`, not acted on.
+    task_suitability: list[str] = Field(default_factory=list)
+    note: str | None = None
 
 
 class ModelsFile(Strict):
@@ -152,6 +186,9 @@ class AgentConfig(Strict):
     fallback_chain: list[str] = Field(default_factory=list)
     profile: str | None = None
     handoff_to: list[str] = Field(default_factory=list)  # agents it may hand work to
+    # Descriptive: shown by `config validate`, not acted on.
+    capabilities: list[str] = Field(default_factory=list)
+    note: str | None = None
 
 
 class AgentsFile(Strict):
@@ -175,6 +212,8 @@ class Budgets(Strict):
     per_agent: dict[str, AgentBudget] = Field(default_factory=dict)
     on_budget_exhausted: Literal["block", "downgrade"] = "block"
     estimated_output_tokens: int = Field(default=2000, ge=0)
+    # exec/submit above this estimate need --justification; a task file, `justification:`.
+    require_justification_over_usd: float | None = Field(default=None, ge=0)
 
 
 class CostOptimization(Strict):
@@ -192,12 +231,21 @@ class Privacy(Strict):
     prompts: Literal["metadata", "hash", "full"] = "metadata"
 
 
+class TaskRules(Strict):
+    # A dependency that cannot be a task id (prose, a path) is a note in the prompt and a
+    # warning in the result; strict waits for it like any other (status lists it).
+    strict_dependencies: bool = False
+
+
 class PoliciesFile(Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     cost_optimization: CostOptimization = Field(default_factory=CostOptimization)
     retries: Retries = Field(default_factory=Retries)
     privacy: Privacy = Field(default_factory=Privacy)
     concurrency: int | None = Field(default=None, ge=1)
+    tasks: TaskRules = Field(default_factory=TaskRules)
+    # Named overlays on these policies, chosen with --profile or ORCHESTRATOR_PROFILE.
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Config(Strict):

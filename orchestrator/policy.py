@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -200,41 +201,63 @@ class Bucket:
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
 
+@dataclass
+class StartLog:
+    """At most `limit` starts in any `span` seconds: the start times still inside it."""
+
+    limit: int
+    span: float
+    starts: deque[float] = field(default_factory=deque)
+
+    def wait(self, now: float) -> float:
+        while self.starts and self.starts[0] <= now - self.span:
+            self.starts.popleft()
+        return 0.0 if len(self.starts) < self.limit else self.starts[0] + self.span - now
+
+    def take(self, now: float) -> None:
+        self.starts.append(now)
+
+
 class RateLimiter:
-    """Requests per minute per tool and per model; bursts of up to 10 seconds' worth."""
+    """Requests per minute (a token bucket, bursts of up to 10 seconds' worth) and per hour
+    (at most that many starts in any hour), per tool and per model."""
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.buckets: dict[str, Bucket] = {}
+        self.windows: dict[str, StartLog] = {}
         self.cooldown_until: dict[str, float] = {}
-        for name, tool in config.tools.items():
-            if tool.rate_limit is not None:
-                self._add(f"tool:{name}", tool.rate_limit.requests_per_minute)
-        for name, model in config.models.items():
-            if model.rate_limit is not None:
-                self._add(f"model:{name}", model.rate_limit.requests_per_minute)
-
-    def _add(self, key: str, per_minute: float) -> None:
-        capacity = max(1.0, per_minute / 6)
-        self.buckets[key] = Bucket(per_minute / 60, capacity, capacity, self.clock())
+        limits = [(f"tool:{n}", t.rate_limit) for n, t in config.tools.items()]
+        limits += [(f"model:{n}", m.rate_limit) for n, m in config.models.items()]
+        for key, limit in limits:
+            if limit is not None and limit.requests_per_minute is not None:
+                per_minute = limit.requests_per_minute
+                capacity = max(1.0, per_minute / 6)
+                self.buckets[key] = Bucket(per_minute / 60, capacity, capacity, self.clock())
+            if limit is not None and limit.requests_per_hour is not None:
+                self.windows[key] = StartLog(max(1, int(limit.requests_per_hour)), 3600.0)
 
     def _keys(self, tool: str, model: str | None) -> list[str]:
-        keys = [f"tool:{tool}", f"model:{model}"]
-        return [k for k in keys if k in self.buckets]
+        return [f"tool:{tool}", f"model:{model}"]
 
     def delay(self, tool: str, model: str | None) -> float:
         """Seconds until an attempt on (tool, model) may start; 0 means now."""
         now = self.clock()
-        waits = [self.buckets[k].wait(now) for k in self._keys(tool, model)]
+        keys = self._keys(tool, model)
+        waits = [self.buckets[k].wait(now) for k in keys if k in self.buckets]
+        waits += [self.windows[k].wait(now) for k in keys if k in self.windows]
         waits.append(max(0.0, self.cooldown_until.get(tool, 0.0) - now))
         return max(waits)
 
     def take(self, tool: str, model: str | None) -> None:
         now = self.clock()
         for key in self._keys(tool, model):
-            bucket = self.buckets[key]
-            bucket.refill(now)
-            bucket.tokens -= 1
+            if key in self.buckets:
+                bucket = self.buckets[key]
+                bucket.refill(now)
+                bucket.tokens -= 1
+            if key in self.windows:
+                self.windows[key].take(now)
 
     def cool_down(self, tool: str, seconds: float) -> None:
         until = self.clock() + seconds

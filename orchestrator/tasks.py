@@ -31,6 +31,31 @@ MAX_INPUT_BYTES = 8 * MAX_TASK_BYTES  # a prompt_file or a context file
 # longest adds 56 bytes, so 160 bytes of id keep every derived name under NAME_MAX (255).
 MAX_ID_BYTES = 160
 PRIORITIES: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+# Words agents write for a priority, in any case, and the priority each means.
+PRIORITY_SYNONYMS: dict[str, str] = {
+    "urgent": "critical",
+    "blocker": "critical",
+    "p0": "critical",
+    "p1": "high",
+    "medium": "normal",
+    "med": "normal",
+    "default": "normal",
+    "p2": "normal",
+    "minor": "low",
+    "p3": "low",
+}
+
+
+def priority_of(value: object) -> str | None:
+    """A priority as written (`HIGH`, `medium`, `P1`) → critical, high, normal or low;
+    None when it is none of these or their synonyms."""
+    if not isinstance(value, str):
+        return None
+    word = value.strip().lower()
+    word = PRIORITY_SYNONYMS.get(word, word)
+    return word if word in PRIORITIES else None
+
+
 TASK_SUFFIXES = (".yaml", ".yml")
 
 _UNSAFE_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -87,6 +112,7 @@ class Task(BaseModel):
     model: str | None = None
     timeout: Duration | None = None
     budget_usd: float | None = Field(default=None, ge=0)
+    justification: str | None = None  # why a task above require_justification_over_usd runs
     chain_id: str | None = None
     on_dependency_failure: Literal["reject", "run"] = "reject"
     previous_task: str | None = None
@@ -98,7 +124,7 @@ class Task(BaseModel):
     @field_validator("priority", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+        return priority_of(value) or value
 
     @field_validator("artefacts", "context_files", "dependencies", mode="before")
     @classmethod
