@@ -4,11 +4,15 @@ Order: pinned (`tool`/`model` on the task) → task-type target → preferred �
 chain, duplicates removed. A target `tool:model` picks the tool too (split on the first
 colon); a bare model goes with the agent's preferred tool when that tool can run it, else
 with the first tool that lists it.
+
+A model that models.yaml marks `deprecated` with a `superseded_by` is replaced by its
+successor wherever it is picked (the successor's own successor too), and the attempt says
+so in its `note`: configs carried over from an older tool keep naming retired models.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from orchestrator.config import AgentConfig, Config, split_target
@@ -16,6 +20,8 @@ from orchestrator.config import AgentConfig, Config, split_target
 RouteReason = Literal[
     "pinned", "task_type", "cost_optimization", "preferred", "fallback", "budget_downgrade"
 ]
+# Successors followed at most; a longer superseded_by chain is a loop in all but name.
+MAX_SUCCESSORS = 16
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,76 @@ class Attempt:
     tool: str
     model: str | None
     reason: RouteReason
+    note: str = ""  # why the model is not the one the config names (it is deprecated)
+    warning: str = ""  # the result's line for the same, when the attempt is made
+
+    @property
+    def why(self) -> str:
+        """The reason as results and `run --dry-run` show it, with its note."""
+        return f"{self.reason} ({self.note})" if self.note else self.reason
+
+
+def successors(config: Config, model: str) -> list[str]:
+    """`model`, then each `superseded_by` of a deprecated model in turn. Stops at a model
+    already in the list (a cycle, which `config validate` reports) and after
+    MAX_SUCCESSORS steps, so the last entry is the model to use."""
+    path = [model]
+    while len(path) <= MAX_SUCCESSORS:
+        entry = config.models.get(path[-1])
+        following = entry.superseded_by if entry is not None and entry.deprecated else None
+        if following is None or following in path:
+            break
+        path.append(following)
+    return path
+
+
+def current_model(config: Config, model: str | None) -> str | None:
+    """The model to run in place of `model`: its last successor, or itself."""
+    return None if model is None else successors(config, model)[-1]
+
+
+def _deprecation(config: Config, path: list[str]) -> tuple[str, str]:
+    """The note and the warning for a model reached through `path`."""
+    old, new = path[0], path[-1]
+    if len(path) == 1:
+        return (
+            f"{old} is deprecated, with no superseded_by",
+            f"model {old} is deprecated and models.yaml names no superseded_by for it: "
+            "it was used anyway; pick another model",
+        )
+    via = f" (via {', '.join(path[1:-1])})" if len(path) > 2 else ""
+    note = f"{old} is deprecated: superseded by {new}{via}"
+    warning = (
+        f"model {old} is deprecated: {new} was used instead{via}; name {new} where {old} is named"
+    )
+    entry = config.models.get(new)
+    if entry is not None and entry.deprecated:  # a dead end, a loop, or an endless chain
+        following = entry.superseded_by
+        if following is None:
+            trouble = f"{new} is deprecated too, with no superseded_by"
+        elif following in path:
+            trouble = f"superseded_by loops from {new} back to {following}: fix config/models.yaml"
+        else:
+            trouble = f"superseded_by chains on past {new}: fix config/models.yaml"
+        note, warning = f"{note}; {trouble}", f"{warning}; {trouble}"
+    return note, warning
+
+
+def supersede(config: Config, attempt: Attempt) -> Attempt:
+    """`attempt` with a deprecated model replaced by its successor. The successor keeps
+    the tool when the tool lists it, else goes with the first tool that does."""
+    if attempt.model is None:
+        return attempt
+    entry = config.models.get(attempt.model)
+    if entry is None or not entry.deprecated:
+        return attempt
+    path = successors(config, attempt.model)
+    note, warning = _deprecation(config, path)
+    tool, new = attempt.tool, path[-1]
+    listed = config.tools[tool].models if tool in config.tools else []
+    if new not in listed:
+        tool = config.tool_for_model(new) or tool
+    return replace(attempt, tool=tool, model=new, note=note, warning=warning)
 
 
 def _default_model(config: Config, tool: str, agent: AgentConfig) -> str | None:
@@ -88,7 +164,7 @@ def route(
     )
     seen: set[tuple[str, str | None]] = set()
     attempts = []
-    for attempt in candidates:
+    for attempt in (supersede(config, a) for a in candidates):
         key = (attempt.tool, attempt.model)
         if key not in seen:
             seen.add(key)
