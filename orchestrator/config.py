@@ -10,6 +10,8 @@ import difflib
 import math
 import os
 import re
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -244,6 +246,8 @@ class PoliciesFile(Strict):
     privacy: Privacy = Field(default_factory=Privacy)
     concurrency: int | None = Field(default=None, ge=1)
     tasks: TaskRules = Field(default_factory=TaskRules)
+    # Limits on starts per tool, model or provider name (besides tools' own rate_limit).
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     # Named overlays on these policies, chosen with --profile or ORCHESTRATOR_PROFILE.
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -254,6 +258,14 @@ class Config(Strict):
     tools: dict[str, ToolConfig]
     models: dict[str, ModelConfig]
     policies: PoliciesFile
+    profile: str | None = None  # the policies profile in force (None: the base policies)
+
+    def known_models(self) -> set[str]:
+        """Every model named in models.yaml or under a tool's models."""
+        known = set(self.models)
+        for tool in self.tools.values():
+            known.update(tool.models)
+        return known
 
     def tool_for_model(self, model: str) -> str | None:
         """The first tool that lists `model`, in tools.yaml order."""
@@ -328,12 +340,46 @@ def _problems_from(
                 )
             )
             continue
-        value = item.get("input")
-        got = "" if isinstance(value, dict | list) or value is None else f" (got {value!a})"
-        message = item["msg"].removeprefix("Value error, ")
-        hint = "add it" if item["type"] == "missing" else "fix the value"
-        problems.append(ConfigProblem(file, field, message + got, hint))
+        message, hint = plain(item)
+        problems.append(ConfigProblem(file, field, message, hint))
     return problems
+
+
+def plain(item: Mapping[str, Any]) -> tuple[str, str]:
+    """A pydantic error → (what is wrong, with the value once; what to write instead), in
+    the terms of someone editing a YAML file rather than pydantic's."""
+    kind = item["type"]
+    ctx = item.get("ctx") or {}
+    value = item.get("input")
+    got = "" if isinstance(value, dict | list) or value is None else f" {value!a}"
+    if kind == "missing":
+        return "missing", "add it"
+    if kind == "literal_error":
+        choices = str(ctx.get("expected", "")).replace("'", "")
+        return f"{got.strip() or 'this value'} is not one of {choices}", f"write one of {choices}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        words = {"greater_than": "more than", "greater_than_equal": "at least",
+                 "less_than": "less than", "less_than_equal": "at most"}  # fmt: skip
+        bound = next(iter(ctx.values()), "")
+        return f"{got.strip()} is too {'small' if 'greater' in kind else 'large'}", (
+            f"write a number {words[kind]} {bound}"
+        )
+    simple = {
+        "int": ("a whole number", "write one such as 3"),
+        "float": ("a number", "write one such as 2.5"),
+        "finite_number": ("a finite number", "write one such as 2.5"),
+        "bool": ("true or false", "write true or false"),
+        "string": ("text", "quote it if YAML reads it as something else"),
+        "list": ("a list", "write it as [a, b] or as `- a` lines"),
+        "dict": ("a mapping", "write it as `key: value` lines"),
+        "model": ("a mapping", "write it as `key: value` lines"),
+    }
+    for prefix, (expected, hint) in simple.items():
+        if kind.startswith(prefix):
+            return f"{got.strip() or 'this'} is not {expected}", hint
+    message = str(item["msg"]).removeprefix("Value error, ")
+    hint = "" if "write" in message else "fix it"  # a message of ours says what to write
+    return message + (f" (got{got})" if got and got.strip() not in message else ""), hint
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -347,11 +393,18 @@ def _parse(model: type[_M], data: Any, display: str, problems: list[ConfigProble
         return None
 
 
-def load_config(root: Path, sources: Sources | None = None) -> Config:
+PROFILE_ENV = "ORCHESTRATOR_PROFILE"
+THIS_OS = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(sys.platform, "linux")
+
+
+def load_config(root: Path, sources: Sources | None = None, profile: str | None = None) -> Config:
     """Load and cross-check the config of the workspace `root` (its `config/` over the user
-    folder: see orchestrator.configdirs); raise ConfigError listing every problem."""
+    folder: see orchestrator.configdirs) with the policies `profile` (else the one
+    ORCHESTRATOR_PROFILE names, else the base policies); raise ConfigError listing every
+    problem."""
     found = sources or locate(root)
     problems = list(found.problems)
+    profile = profile or os.environ.get(PROFILE_ENV) or None
 
     def parse(model: type[_M], name: str) -> _M | None:
         data = found.data(name)
@@ -365,232 +418,64 @@ def load_config(root: Path, sources: Sources | None = None) -> Config:
     agents = parse(AgentsFile, "agents.yaml")
     tools = parse(ToolsFile, "tools.yaml")
     models = parse(ModelsFile, "models.yaml")
-    policies = parse(PoliciesFile, "policies.yaml")
+    base = parse(PoliciesFile, "policies.yaml")
+    policies = base
+    profiles = list(base.profiles) if base is not None else []
+    for name in profiles:
+        assert base is not None
+        chosen = _with_profile(found.data("policies.yaml"), name, base.profiles[name], problems)
+        policies = chosen if name == profile else policies
+    if profile is not None and base is not None and profile not in ("default", *profiles):
+        hint = suggest(profile, ["default", *profiles])
+        problems.append(
+            ConfigProblem("config/policies.yaml", "profiles", f"no profile {profile!a}", hint)
+        )
     if problems or agents is None or tools is None or models is None or policies is None:
         raise ConfigError(problems)
     config = Config(
         root=root,
         agents=agents.agents,
-        tools=tools.tools,
+        tools={name: _for_this_os(tool) for name, tool in tools.tools.items()},
         models=models.models,
         policies=policies,
+        profile=profile if profile in profiles else None,
     )
+    from orchestrator.crosscheck import cross_check
+
     problems = [found.origin(problem) for problem in cross_check(config)]
     if problems:
         raise ConfigError(problems)
     return config
 
 
-# --- cross-references ------------------------------------------------------------------
+def _with_profile(
+    base: dict[str, Any], name: str, overlay: dict[str, Any], problems: list[ConfigProblem]
+) -> PoliciesFile | None:
+    """The policies with profile `name` laid over them (checked whether chosen or not, so a
+    mistake in a profile shows before the day it is used)."""
+    from orchestrator.configdirs import merge
+
+    if "profiles" in overlay:
+        problems.append(ConfigProblem("config/policies.yaml", f"profiles.{name}.profiles",
+                                      "profiles do not nest", "remove it"))  # fmt: skip
+        return None
+    parsed: list[ConfigProblem] = []
+    chosen = _parse(PoliciesFile, merge(base, overlay), "config/policies.yaml", parsed)
+    for problem in parsed:
+        field = f"profiles.{name}.{problem.field}" if problem.field else f"profiles.{name}"
+        problems.append(replace(problem, field=field))
+    return chosen
 
 
-def _known_models(config: Config) -> set[str]:
-    known = set(config.models)
-    for tool in config.tools.values():
-        known.update(tool.models)
-    return known
-
-
-def _check_target(
-    config: Config, target: str, file: str, field: str, default_tool: str | None
-) -> list[ConfigProblem]:
-    """A model reference: `model` or `tool:model`."""
-    tool_name, model = split_target(target)
-    if tool_name is not None:
-        if tool_name not in config.tools:
-            return [
-                ConfigProblem(
-                    file,
-                    field,
-                    f"unknown tool {tool_name!a} in {target!a}",
-                    suggest(tool_name, config.tools),
-                )
-            ]
-        tool = config.tools[tool_name]
-        if tool.models and model not in tool.models and model not in config.models:
-            return [
-                ConfigProblem(
-                    file,
-                    field,
-                    f"model {model!a} is not listed for tool {tool_name!a}",
-                    f"add it to tools.{tool_name}.models or config/models.yaml; "
-                    + suggest(model, tool.models),
-                )
-            ]
-        return []
-    if model not in _known_models(config):
-        return [
-            ConfigProblem(
-                file,
-                field,
-                f"unknown model {model!a}",
-                "list it under a tool's models or in config/models.yaml; "
-                + suggest(model, _known_models(config)),
-            )
-        ]
-    if default_tool is None and config.tool_for_model(model) is None:
-        return [
-            ConfigProblem(file, field, f"no tool lists model {model!a}", "write it as tool:model")
-        ]
-    return []
-
-
-def cross_check(config: Config) -> list[ConfigProblem]:
-    problems = _check_agents(config)
-    for name, tool in config.tools.items():
-        for i, arg in enumerate(tool.args):
-            problems += _check_placeholders(arg, f"tools.{name}.args[{i}]", tool)
-        problems += _check_prompt_position(name, tool)
-    return problems + _check_policies(config)
-
-
-def _check_agents(config: Config) -> list[ConfigProblem]:
-    problems: list[ConfigProblem] = []
-    file = "config/agents.yaml"
-    for name, agent in config.agents.items():
-        base = f"agents.{name}"
-        if agent.preferred_tool not in config.tools:
-            problems.append(
-                ConfigProblem(
-                    file,
-                    f"{base}.preferred_tool",
-                    f"unknown tool {agent.preferred_tool!a}",
-                    suggest(agent.preferred_tool, config.tools),
-                )
-            )
-            continue
-        if agent.preferred_model is not None:
-            problems += _check_target(
-                config,
-                f"{agent.preferred_tool}:{agent.preferred_model}",
-                file,
-                f"{base}.preferred_model",
-                agent.preferred_tool,
-            )
-        for task_type, target in agent.task_types.items():
-            problems += _check_target(
-                config, target, file, f"{base}.task_types.{task_type}", agent.preferred_tool
-            )
-        for i, target in enumerate(agent.fallback_chain):
-            tool_name, _ = split_target(target)
-            if tool_name is None and target in config.tools:
-                continue  # a bare tool name: that tool with its default model
-            problems += _check_target(config, target, file, f"{base}.fallback_chain[{i}]", None)
-        for i, target in enumerate(agent.handoff_to):
-            if target not in config.agents:
-                problems.append(
-                    ConfigProblem(
-                        file,
-                        f"{base}.handoff_to[{i}]",
-                        f"unknown agent {target!a}",
-                        suggest(target, config.agents),
-                    )
-                )
-        if agent.profile is not None and not (config.root / agent.profile).is_file():
-            problems.append(
-                ConfigProblem(
-                    file,
-                    f"{base}.profile",
-                    f"profile file {agent.profile!a} not found",
-                    "create it (relative to the workspace) or remove the key",
-                )
-            )
-    return problems
-
-
-def _check_policies(config: Config) -> list[ConfigProblem]:
-    problems: list[ConfigProblem] = []
-    policies = config.policies
-    for i, model in enumerate(policies.cost_optimization.simple_task_models):
-        problems += _check_target(
-            config,
-            model,
-            "config/policies.yaml",
-            f"cost_optimization.simple_task_models[{i}]",
-            None,
-        )
-    for agent_name in policies.budgets.per_agent:
-        if agent_name not in config.agents:
-            problems.append(
-                ConfigProblem(
-                    "config/policies.yaml",
-                    f"budgets.per_agent.{agent_name}",
-                    f"unknown agent {agent_name!a}",
-                    suggest(agent_name, config.agents),
-                )
-            )
-    problems += _check_timezone(policies.budgets.timezone)
-    return problems
-
-
-PLACEHOLDERS = ("model", "prompt", "prompt_file", "task_id", "workspace")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-
-
-def _check_placeholders(arg: str, field: str, tool: ToolConfig) -> list[ConfigProblem]:
-    problems = []
-    for name in _PLACEHOLDER.findall(arg.replace("{{", "").replace("}}", "")):
-        if name not in PLACEHOLDERS:
-            problems.append(
-                ConfigProblem(
-                    "config/tools.yaml",
-                    field,
-                    f"unknown placeholder {{{name}}}",
-                    suggest(name, PLACEHOLDERS),
-                )
-            )
-        elif name == "prompt_file" and tool.prompt != "file":
-            problems.append(
-                ConfigProblem(
-                    "config/tools.yaml",
-                    field,
-                    "{prompt_file} needs `prompt: file`",
-                    "set the tool's prompt to file",
-                )
-            )
-    return problems
-
-
-def _check_prompt_position(name: str, tool: ToolConfig) -> list[ConfigProblem]:
-    """`{prompt}` alone as an argument must follow `--` or an option that takes it as its
-    value: a prompt starting with `-` would otherwise be read as an option."""
-    args = tool.args
-    for i, arg in enumerate(args):
-        before = args[i - 1] if i else ""
-        if arg == "{prompt}" and before != "--" and not before.startswith("-"):
-            return [
-                ConfigProblem(
-                    "config/tools.yaml",
-                    f"tools.{name}.args[{i}]",
-                    "{prompt} stands where an option may: a prompt starting with '-' "
-                    "would be read as one",
-                    'put "--" before it (if the tool accepts it), or pass it as an '
-                    'option\'s value: "--prompt", "{prompt}" or "--prompt={prompt}"',
-                )
-            ]
-    return []
-
-
-def _check_timezone(name: str) -> list[ConfigProblem]:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return [
-            ConfigProblem(
-                "config/policies.yaml",
-                "budgets.timezone",
-                f"unknown time zone {name!a}",
-                "use an IANA name such as Europe/Berlin or UTC",
-            )
-        ]
-    return []
+def _for_this_os(tool: ToolConfig) -> ToolConfig:
+    """`tool` with the binary its `platforms` names for this operating system."""
+    binary = getattr(tool.platforms, THIS_OS, None) if tool.platforms else None
+    return tool.model_copy(update={"binary": binary}) if binary else tool
 
 
 def summary(config: Config) -> Mapping[str, int]:
     return {
         "agents": len(config.agents),
         "tools": len(config.tools),
-        "models": len(_known_models(config)),
+        "models": len(config.known_models()),
     }

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from platformdirs.api import PlatformDirsABC
 
+    from orchestrator.legacy.convert import Note
+
 APP = "orchestrator"
 ENV_VAR = "ORCHESTRATOR_CONFIG_DIR"
 CONFIG_FILES = ("agents.yaml", "tools.yaml", "models.yaml", "policies.yaml")
@@ -103,6 +105,28 @@ class Sources:
     files: list[Path] = field(default_factory=list)
     layers: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     problems: list[ConfigProblem] = field(default_factory=list)
+    legacy: list[Path] = field(default_factory=list)  # files read in the older schema
+    notes: list[Note] = field(default_factory=list)  # what reading them converted or kept
+
+    def read(self, folder: Folder) -> None:
+        """Add the files of `folder` as layers, converted when in the older schema."""
+        from orchestrator.legacy.convert import convert, is_legacy
+
+        files: dict[str, Any] = {}
+        for name in CONFIG_FILES:
+            if (folder.path / name).is_file():
+                files[name], problems = read_yaml(folder.path / name, folder.display(name))
+                self.files.append(folder.path / name)
+                self.problems += problems
+        older = is_legacy(files)
+        for name, data in files.items():
+            if older and data is not None:
+                converted = convert(name, data, folder.display(name))
+                data = converted.data
+                self.legacy.append(folder.path / name)
+                self.notes += converted.notes
+                self.problems += converted.problems
+            self.layers.setdefault(name, []).append((folder.display(name), data))
 
     def data(self, name: str) -> Any:
         """The merged mapping of `name`, or None when a layer of it could not be read."""
@@ -143,17 +167,13 @@ def locate(
     if not found:
         raise ConfigError([_nothing_here(f) for f in reversed(folders)])
     sources = Sources(folders)
+    for folder in found:
+        sources.read(folder)
+    sources.files.sort(key=lambda path: CONFIG_FILES.index(path.name))  # file, then layer
     for name in CONFIG_FILES:
-        layers = [f for f in found if (f.path / name).is_file()]
-        if not layers:
+        if name not in sources.layers:
             sources.problems.append(ConfigProblem(found[-1].display(name), "", "file not found",
                                                   _not_found_hint(found)))  # fmt: skip
-            continue
-        for folder in layers:
-            data, problems = read_yaml(folder.path / name, folder.display(name))
-            sources.files.append(folder.path / name)
-            sources.layers.setdefault(name, []).append((folder.display(name), data))
-            sources.problems += problems
     return sources
 
 
@@ -174,7 +194,8 @@ def _not_found_hint(found: list[Folder]) -> str:
 def read_yaml(path: Path, display: str) -> tuple[Any, list[ConfigProblem]]:
     """A config file's mapping (None when unreadable) and its problems, named `display`."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -187,4 +208,29 @@ def read_yaml(path: Path, display: str) -> tuple[Any, list[ConfigProblem]]:
     if not isinstance(data, dict):
         kind = type(data).__name__
         return None, [ConfigProblem(display, "", f"expected a mapping, got a {kind}", "fix it")]
-    return data, []
+    twice = [
+        ConfigProblem(display, field, f"written twice (lines {first} and {line})",
+                      "keep one: YAML would silently use the last")
+        for field, first, line in repeated_keys(yaml.compose(text))
+    ]  # fmt: skip
+    return (None if twice else data), twice
+
+
+def repeated_keys(node: yaml.Node | None, path: str = "") -> list[tuple[str, int, int]]:
+    """Keys written twice in one mapping of a composed YAML document, anywhere in it:
+    (field path, first line, repeated line)."""
+    found: list[tuple[str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            field = f"{path}.{name}" if path else name
+            line = key.start_mark.line + 1
+            if name in seen:
+                found.append((field, seen[name], line))
+            seen.setdefault(name, line)
+            found += repeated_keys(value, field)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += repeated_keys(item, f"{path}[{i}]")
+    return found

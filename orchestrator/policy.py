@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from orchestrator.config import Budgets, Config
+    from orchestrator.config import Budgets, Config, RateLimit
 
 Period = Literal["daily", "monthly"]
 CHARS_PER_TOKEN = 4
@@ -227,8 +227,14 @@ class RateLimiter:
         self.buckets: dict[str, Bucket] = {}
         self.windows: dict[str, StartLog] = {}
         self.cooldown_until: dict[str, float] = {}
-        limits = [(f"tool:{n}", t.rate_limit) for n, t in config.tools.items()]
+        self.providers = {name: m.provider for name, m in config.models.items() if m.provider}
+        limits: list[tuple[str, RateLimit | None]] = []
+        limits += [(f"tool:{n}", t.rate_limit) for n, t in config.tools.items()]
         limits += [(f"model:{n}", m.rate_limit) for n, m in config.models.items()]
+        for name, rule in config.policies.rate_limits.items():  # checked: each name exists
+            kind = "tool" if name in config.tools else "model"
+            kind = "provider" if name not in config.known_models() and kind == "model" else kind
+            limits.append((f"policy:{kind}:{name}", rule))
         for key, limit in limits:
             if limit is not None and limit.requests_per_minute is not None:
                 per_minute = limit.requests_per_minute
@@ -238,7 +244,9 @@ class RateLimiter:
                 self.windows[key] = StartLog(max(1, int(limit.requests_per_hour)), 3600.0)
 
     def _keys(self, tool: str, model: str | None) -> list[str]:
-        return [f"tool:{tool}", f"model:{model}"]
+        provider = self.providers.get(model) if model else None
+        return [f"tool:{tool}", f"model:{model}", f"policy:tool:{tool}",
+                f"policy:model:{model}", f"policy:provider:{provider}"]  # fmt: skip
 
     def delay(self, tool: str, model: str | None) -> float:
         """Seconds until an attempt on (tool, model) may start; 0 means now."""
