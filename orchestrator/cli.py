@@ -38,7 +38,7 @@ def _workspace(args: argparse.Namespace) -> Path:
 def _load(args: argparse.Namespace) -> Config:
     from orchestrator.config import load_config
 
-    return load_config(_root(args))
+    return load_config(_root(args), profile=args.profile)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -75,18 +75,45 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config, summary
     from orchestrator.configdirs import locate
     from orchestrator.errors import ConfigError
+    from orchestrator.reports.configinfo import describe
 
     sources = locate(_root(args))
-    read = [f"read {path}" for path in sources.files]
     try:
-        counts = summary(load_config(_root(args), sources))
+        config = load_config(_root(args), sources, profile=args.profile)
     except ConfigError:
-        print(*read, sep="\n")  # the problems follow on stderr
+        print(*(f"read {path}" for path in sources.files), sep="\n")  # problems: on stderr
         raise
+    counts = summary(config)
     print(
         f"config OK: {counts['agents']} agents, {counts['tools']} tools, {counts['models']} models"
     )
-    print(*read, sep="\n")
+    print(*describe(config, sources, verbose=args.verbose > 0), sep="\n")
+    return 0
+
+
+def cmd_config_migrate(args: argparse.Namespace) -> int:
+    from orchestrator.configdirs import locate
+    from orchestrator.legacy import migrate
+
+    root = _root(args)
+    sources = locate(root)
+    if not sources.legacy:
+        print("nothing to migrate: the config is in the native schema already")
+        return 0
+    stamp = migrate.now_stamp()
+    plan = migrate.plan(sources, stamp)
+    migrate.verify(root, sources, plan)
+    if args.dry_run:
+        for rewrite in plan.rewrites:
+            print(f"--- {rewrite.path} (would be) ---", rewrite.text, sep="\n")
+        print(plan.report())
+        print("dry run: nothing was written")
+        return 0
+    migrate.apply(plan, stamp)
+    print(plan.report())
+    for rewrite in plan.rewrites:
+        print(f"rewrote {rewrite.path}")
+    print(f"the originals and this report are in {plan.backup}")
     return 0
 
 
@@ -276,12 +303,17 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("ORCHESTRATOR_ROOT", "."),
         help="the workspace holding config/ and work/ (env ORCHESTRATOR_ROOT; default .)",
     )
+    parser.add_argument(
+        "--profile",
+        help="the policies profile (config/policies.yaml `profiles:`; env ORCHESTRATOR_PROFILE)",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # --root is accepted after the command too (`orchestrator status --root W`)
     anywhere = argparse.ArgumentParser(add_help=False)
     anywhere.add_argument("--root", default=argparse.SUPPRESS, help="the workspace (as above)")
+    anywhere.add_argument("--profile", default=argparse.SUPPRESS, help="policies profile")
 
     def add(
         name: str, handler: Callable[[argparse.Namespace], int], text: str
@@ -302,6 +334,14 @@ def _parser() -> argparse.ArgumentParser:
         help="validate the config (config/*.yaml over the user config folder); list files read",
     )
     validate.set_defaults(handler=cmd_config_validate)
+    migrate = config_sub.add_parser(
+        "migrate",
+        parents=[anywhere],
+        help="rewrite config in the older LLM Service Layer schema in the native one "
+        "(the originals are backed up)",
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="print the new files only")
+    migrate.set_defaults(handler=cmd_config_migrate)
 
     run = add("run", cmd_run, "run the daemon: watch the inbox and run its tasks")
     run.add_argument("--once", action="store_true", help="drain the inbox, then exit")

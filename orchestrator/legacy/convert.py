@@ -269,8 +269,10 @@ def template_args(template: str) -> tuple[list[str], Literal["stdin", "arg", "fi
         elif "{prompt_file}" in token:
             prompt = "file"
         args.append(token)
-    if args[-1:] == ["{prompt}"]:
-        args.pop()  # appended by the adapter, after "--" when the prompt starts with '-'
+    if args[-1:] == ["{prompt}"] and not (len(args) > 1 and args[-2].startswith("-")):
+        # positional: the adapter appends it, after "--" when it starts with '-' (an
+        # option's value, `--prompt {prompt}`, stays where it is)
+        args.pop()
     return args, prompt
 
 
