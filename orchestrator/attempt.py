@@ -1,5 +1,7 @@
-"""One attempt of one tool: build its invocation, run its process in a private run folder,
-judge and price what it printed, and write its telemetry row.
+"""One attempt of one tool: the budget gate before it (the estimate reserved against the
+budgets; above `require_justification_over_usd`, the task's justification), then build
+its invocation, run its process in a private run folder, judge and price what it printed,
+and write its telemetry row.
 """
 
 from __future__ import annotations
@@ -7,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import anyio
 
 from orchestrator.adapters import get_adapter
 from orchestrator.adapters.base import (
@@ -23,18 +28,138 @@ from orchestrator.engine import iso, now_utc, tool_env
 from orchestrator.pricing import Cost
 from orchestrator.process import ProcessResult, run_process
 from orchestrator.results import AttemptRecord, error_info
+from orchestrator.routing import Attempt, agent_tools, current_model, resolve, supersede
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from orchestrator.adapters.base import Invocation
     from orchestrator.config import ToolConfig
     from orchestrator.engine import Engine
-    from orchestrator.execute import ChainRun
-    from orchestrator.routing import Attempt
+    from orchestrator.execute import ChainRun, Key
+    from orchestrator.policy import BudgetDecision, Reservation
 
 log = logging.getLogger(__name__)
+
+NEEDS_JUSTIFICATION = "needs_justification"
+WHY_HINT = "add justification: <why> to the task file and submit it again"
+
+
+@dataclass(frozen=True)
+class Weighed:
+    """What budgets.require_justification_over_usd says about a task's chain."""
+
+    refusal: dict[str, str] | None = None  # the error when the task may not run at all
+    over: Mapping[Key, str] = field(default_factory=dict)  # later entries that may not run
+    warnings: tuple[str, ...] = ()
+
+
+def weigh_justification(
+    engine: Engine, chain: list[Attempt], tokens: int, justification: str | None
+) -> Weighed:
+    """The task's estimate (its first entry's, as the budgets count it) against the
+    threshold: over it without a justification, the task is refused; a fallback over it
+    is passed over. An unknown price cannot be weighed: it runs, with a warning."""
+    threshold = engine.config.policies.budgets.require_justification_over_usd
+    if threshold is None or not chain:
+        return Weighed()
+    limit = f"budgets.require_justification_over_usd (${threshold:.2f})"
+    first = chain[0]
+    estimate = engine.estimate(first, tokens)
+    if justification is not None:
+        if estimate is None or estimate <= threshold:
+            return Weighed()
+        return Weighed(warnings=(f"estimate ${estimate:.4f} is over {limit}: run as justified",))
+    if estimate is not None and estimate > threshold:
+        message = (
+            f"the estimate of this task is ${estimate:.4f} ({first.tool}:{first.model}, "
+            f"~{tokens} prompt tokens), over {limit}, and it has no justification: nothing was run"
+        )
+        hint = (
+            f"{WHY_HINT} under a new id (this one has its result now); "
+            "with `orchestrator exec`: --force --justification TEXT"
+        )
+        return Weighed(refusal=error_info(NEEDS_JUSTIFICATION, message, hint))
+    over = {}
+    for attempt in chain[1:]:
+        cost = engine.estimate(attempt, tokens)
+        if cost is not None and cost > threshold:
+            over[(attempt.tool, attempt.model)] = (
+                f"its estimate ${cost:.4f} is over {limit} and the task has no justification"
+            )
+    warnings: tuple[str, ...] = ()
+    if estimate is None:
+        warnings = (
+            f"no price known for {first.model or first.tool}: its cost cannot be held "
+            f"against {limit}, so it runs without a justification",
+        )
+    return Weighed(over=over, warnings=warnings)
+
+
+async def reserve(
+    engine: Engine, run: ChainRun, attempt: Attempt, number: int
+) -> tuple[Attempt, Reservation | None]:
+    """Reserve the attempt's estimated cost; downgrade or block when the budget is spent.
+    The shared ledger is a database transaction: it runs in a worker thread."""
+    budgets = engine.config.policies.budgets
+    estimate = engine.estimate(attempt, run.prompt_tokens)
+
+    def hold(amount: float) -> tuple[BudgetDecision, Reservation | None]:
+        return engine.ledger.reserve(
+            run.task.agent, amount, now_utc(), task_id=run.task.id, attempt=number
+        )
+
+    if engine.ledger.applies_to(run.task.agent):
+        decision, reservation = await anyio.to_thread.run_sync(hold, estimate or 0.0)
+    else:  # no budget limit: nothing to count, no transaction, no thread
+        decision, reservation = hold(estimate or 0.0)
+    if not decision.allowed and run.forced:
+        warning = forced_past(decision)
+        if warning not in run.result.warnings:
+            log.warning("task %s: %s", run.task.id, warning)
+            run.result.warnings.append(warning)
+        return attempt, None
+    if not decision.allowed and budgets.on_budget_exhausted == "downgrade":
+        for cheaper in _cheaper(engine, run, attempt, estimate):
+            cheaper_estimate = engine.estimate(cheaper, run.prompt_tokens) or 0.0
+            decision, reservation = await anyio.to_thread.run_sync(hold, cheaper_estimate)
+            if decision.allowed:
+                log.info("task %s: budget: downgraded to %s", run.task.id, cheaper.model)
+                attempt = cheaper
+                break
+    if not decision.allowed:
+        run.result.status = "blocked_by_budget"
+        run.result.error = error_info("budget_exhausted", decision.message, decision.hint)
+        return attempt, None
+    if estimate is None and attempt.model is not None and not engine.pricer.knows(attempt.model):
+        run.result.warnings.append(f"no price known for {attempt.model}: budgets cannot count it")
+    for warning in decision.warnings:
+        if warning not in run.result.warnings:
+            log.warning("task %s: %s", run.task.id, warning)
+            run.result.warnings.append(warning)
+    return attempt, reservation
+
+
+def _cheaper(
+    engine: Engine, run: ChainRun, attempt: Attempt, estimate: float | None
+) -> list[Attempt]:
+    """Simple-task models the agent's tools serve that cost less, cheapest first."""
+    config = engine.config
+    agent = config.agents[run.task.agent]
+    usable = agent_tools(config, run.task.agent)
+    options = []
+    for target in config.policies.cost_optimization.simple_task_models:
+        option = supersede(config, Attempt(*resolve(config, target, agent), "budget_downgrade"))
+        cost = engine.estimate(option, run.prompt_tokens)
+        if option.tool in usable and cost is not None and (estimate is None or cost < estimate):
+            options.append((cost, option))
+    return [a for _, a in sorted(options, key=lambda pair: pair[0]) if a != attempt]
+
+
+def forced_past(decision: BudgetDecision) -> str:
+    """The result's line for an attempt that a hard budget would have blocked."""
+    return f"{decision.message}: run anyway (forced)"
 
 
 def record_attempt(
@@ -54,7 +179,9 @@ def record_attempt(
     baseline = None
     if attempt.reason == "cost_optimization" and parsed.usage is not None:
         agent = engine.config.agents[run.task.agent]
-        baseline = engine.pricer.price(agent.preferred_model, usage).usd
+        baseline = engine.pricer.price(
+            current_model(engine.config, agent.preferred_model), usage
+        ).usd
     earlier = [r for r in run.result.attempts[:-1] if r.outcome == "failed"]
     ended = now_utc()
     engine.telemetry.invocation(
@@ -140,7 +267,7 @@ async def run_attempt(
     record = AttemptRecord(
         tool=attempt.tool,
         model=parsed.model or attempt.model,
-        reason=attempt.reason,
+        reason=attempt.why,
         started_at=iso(started),
         duration_ms=int((time.monotonic() - clock) * 1000),
         exit_code=exit_code,

@@ -16,23 +16,29 @@ from orchestrator.adapters.base import (
     ParsedOutput,
     ToolFailure,
 )
-from orchestrator.attempt import record_attempt, run_attempt
-from orchestrator.engine import Engine, iso, now_utc
-from orchestrator.policy import (
-    BudgetDecision,
-    Reservation,
-    estimate_tokens,
+from orchestrator.attempt import (
+    NEEDS_JUSTIFICATION,
+    WHY_HINT,
+    record_attempt,
+    reserve,
+    run_attempt,
+    weigh_justification,
 )
+from orchestrator.attempt import forced_past as forced_past  # exec's (submit.py) import
+from orchestrator.engine import Engine, iso, now_utc
+from orchestrator.policy import estimate_tokens
 from orchestrator.results import AttemptRecord, Result, error_info
-from orchestrator.routing import Attempt, agent_tools, resolve
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Mapping
 
+    from orchestrator.routing import Attempt
     from orchestrator.tasks import Task
 
 
 log = logging.getLogger(__name__)
+
+Key = tuple[str, str | None]  # an entry of the chain: (tool, model)
 
 # Failures that will not go away by trying the same tool again in this task.
 PERMANENT_KINDS = frozenset(
@@ -62,7 +68,9 @@ class ChainRun:
     prompt_tokens: int
     result: Result
     chain: list[Attempt]
-    justification: str | None = None  # forced past hard budgets (exec --force)
+    justification: str | None = None  # the task's, or exec --force's (then `forced`)
+    forced: bool = False  # runs past hard budgets
+    needs_why: Mapping[Key, str] = field(default_factory=dict)  # over the threshold: why
     failed_for_good: set[tuple[str, str | None]] = field(default_factory=set)
     broken_tools: dict[str, ToolFailure] = field(default_factory=dict)  # tool-wide failures
     tried: set[tuple[str, str | None]] = field(default_factory=set)
@@ -71,10 +79,15 @@ class ChainRun:
     why: str = ""  # why the last turn gave way to the next entry (for the fallback line)
 
     def usable(self, attempt: Attempt) -> bool:
-        """False for an entry whose tool failed tool-wide, or whose tool:model failed for
-        a reason retrying cannot fix: such entries are passed over and use no attempt."""
+        """False for an entry whose tool failed tool-wide, whose tool:model failed for a
+        reason retrying cannot fix, or whose estimate needs a justification the task has
+        not given: such entries are passed over and use no attempt."""
         key = (attempt.tool, attempt.model)
-        return attempt.tool not in self.broken_tools and key not in self.failed_for_good
+        return (
+            attempt.tool not in self.broken_tools
+            and key not in self.failed_for_good
+            and key not in self.needs_why
+        )
 
     def upcoming(self, position: int, count: int) -> list[Attempt]:
         """The next `count` entries to be tried, walking the chain round from `position`."""
@@ -107,6 +120,8 @@ async def execute(
     failed for good, use none. Each fallback is logged and given to `on_fallback` as one
     line. `justification` runs past hard budgets (recorded in the result and telemetry);
     `shown` are budget warnings the caller has shown already (recorded, not logged again).
+    A task whose estimate is over `require_justification_over_usd` runs only with a
+    justification (its own, or this one): without, it is rejected and nothing runs.
     """
     config = engine.config
     started = now_utc()
@@ -117,11 +132,22 @@ async def execute(
         prompt_tokens=tokens,
         result=Result(id=task.id, status="failed", agent=task.agent, started_at=iso(started)),
         chain=engine.plan(task, tokens),
-        justification=justification,
+        justification=justification or (task.justification or "").strip() or None,
+        forced=justification is not None,
     )
     if justification is not None:
         run.result.warnings.append(f"forced: {justification}")
+    elif run.justification is not None:
+        run.result.warnings.append(f"justification: {run.justification}")
     run.result.warnings.extend(shown)
+    weighed = weigh_justification(engine, run.chain, tokens, run.justification)
+    run.result.warnings.extend(weighed.warnings)
+    run.needs_why = weighed.over
+    if weighed.refusal is not None:
+        log.warning("task %s: rejected: %s", task.id, weighed.refusal["message"])
+        run.result.status = "rejected"
+        run.result.error = weighed.refusal
+        run.chain = []  # nothing is tried
     max_attempts = config.policies.retries.max_attempts
     position = used = 0
     while upcoming := run.upcoming(position, max_attempts - used):
@@ -149,21 +175,27 @@ async def execute(
 
 def _pass_over(run: ChainRun, attempt: Attempt) -> None:
     """An entry that is not tried; the first time an untried one's tool is out for the
-    whole task, it is listed among the attempts as skipped, with the reason."""
+    whole task, or it needs a justification, it is listed as skipped, with the reason."""
     key = (attempt.tool, attempt.model)
     failure = run.broken_tools.get(attempt.tool)
-    if failure is None or key in run.tried or key in run.passed_over:
+    if key in run.tried or key in run.passed_over:
         return
-    run.passed_over.add(key)
-    run.result.attempts.append(
-        _skipped(
-            attempt,
-            failure.kind,
-            f"not tried: {attempt.tool} failed for every model earlier in this task "
-            f"({failure.message})",
-            failure.hint,
+    if failure is not None:
+        run.passed_over.add(key)
+        run.result.attempts.append(
+            _skipped(
+                attempt,
+                failure.kind,
+                f"not tried: {attempt.tool} failed for every model earlier in this task "
+                f"({failure.message})",
+                failure.hint,
+            )
         )
-    )
+    elif key in run.needs_why:
+        run.passed_over.add(key)
+        run.result.attempts.append(
+            _skipped(attempt, NEEDS_JUSTIFICATION, f"not tried: {run.needs_why[key]}", WHY_HINT)
+        )
 
 
 def _name(attempt: Attempt) -> str:
@@ -201,9 +233,12 @@ async def _one(
         wait = max(wait, backoff)
     if wait > 0:
         await anyio.sleep(wait)
-    attempt, reservation = await _reserve(engine, run, attempt, number + 1)
+    attempt, reservation = await reserve(engine, run, attempt, number + 1)
     if reservation is None and run.result.status == "blocked_by_budget":
         return "stop"
+    if attempt.warning and attempt.warning not in run.result.warnings:
+        log.warning("task %s: %s", run.task.id, attempt.warning)
+        run.result.warnings.append(attempt.warning)
     engine.rates.take(attempt.tool, attempt.model)
     run.tried.add(key)
     if on_start is not None:
@@ -233,81 +268,15 @@ async def _one(
     return "stop" if failure.kind not in FALLBACK_KINDS or over_budget else "next"
 
 
-async def _reserve(
-    engine: Engine, run: ChainRun, attempt: Attempt, number: int
-) -> tuple[Attempt, Reservation | None]:
-    """Reserve the attempt's estimated cost; downgrade or block when the budget is spent.
-    The shared ledger is a database transaction: it runs in a worker thread."""
-    budgets = engine.config.policies.budgets
-    estimate = engine.estimate(attempt, run.prompt_tokens)
-
-    def reserve(amount: float) -> tuple[BudgetDecision, Reservation | None]:
-        return engine.ledger.reserve(
-            run.task.agent, amount, now_utc(), task_id=run.task.id, attempt=number
-        )
-
-    if engine.ledger.applies_to(run.task.agent):
-        decision, reservation = await anyio.to_thread.run_sync(reserve, estimate or 0.0)
-    else:  # no budget limit: nothing to count, no transaction, no thread
-        decision, reservation = reserve(estimate or 0.0)
-    if not decision.allowed and run.justification is not None:
-        warning = forced_past(decision)
-        if warning not in run.result.warnings:
-            log.warning("task %s: %s", run.task.id, warning)
-            run.result.warnings.append(warning)
-        return attempt, None
-    if not decision.allowed and budgets.on_budget_exhausted == "downgrade":
-        for cheaper in _cheaper(engine, run, attempt, estimate):
-            cheaper_estimate = engine.estimate(cheaper, run.prompt_tokens) or 0.0
-            decision, reservation = await anyio.to_thread.run_sync(reserve, cheaper_estimate)
-            if decision.allowed:
-                log.info("task %s: budget: downgraded to %s", run.task.id, cheaper.model)
-                attempt = cheaper
-                break
-    if not decision.allowed:
-        run.result.status = "blocked_by_budget"
-        run.result.error = error_info("budget_exhausted", decision.message, decision.hint)
-        return attempt, None
-    if estimate is None and attempt.model is not None and not engine.pricer.knows(attempt.model):
-        run.result.warnings.append(f"no price known for {attempt.model}: budgets cannot count it")
-    for warning in decision.warnings:
-        if warning not in run.result.warnings:
-            log.warning("task %s: %s", run.task.id, warning)
-            run.result.warnings.append(warning)
-    return attempt, reservation
-
-
-def _cheaper(
-    engine: Engine, run: ChainRun, attempt: Attempt, estimate: float | None
-) -> list[Attempt]:
-    """Simple-task models the agent's tools serve that cost less, cheapest first."""
-    config = engine.config
-    agent = config.agents[run.task.agent]
-    usable = agent_tools(config, run.task.agent)
-    options = []
-    for target in config.policies.cost_optimization.simple_task_models:
-        tool, model = resolve(config, target, agent)
-        option = Attempt(tool, model, "budget_downgrade")
-        cost = engine.estimate(option, run.prompt_tokens)
-        if tool in usable and cost is not None and (estimate is None or cost < estimate):
-            options.append((cost, option))
-    return [a for _, a in sorted(options, key=lambda pair: pair[0]) if a != attempt]
-
-
 def _spent(run: ChainRun) -> float:
     return sum(r.cost_usd or 0.0 for r in run.result.attempts)
-
-
-def forced_past(decision: BudgetDecision) -> str:
-    """The result's line for an attempt that a hard budget would have blocked."""
-    return f"{decision.message}: run anyway (forced)"
 
 
 def _skipped(attempt: Attempt, kind: str, why: str, hint: str) -> AttemptRecord:
     return AttemptRecord(
         tool=attempt.tool,
         model=attempt.model,
-        reason=attempt.reason,
+        reason=attempt.why,
         started_at=iso(now_utc()),
         duration_ms=0,
         exit_code=None,
@@ -321,20 +290,21 @@ def _succeed(run: ChainRun, attempt: Attempt, parsed: ParsedOutput) -> None:
     result.status = "succeeded"
     result.tool = attempt.tool
     result.model = parsed.model or attempt.model
-    result.route_reason = attempt.reason
+    reason: str = attempt.reason
     earlier = [r for r in result.attempts[:-1] if r.outcome != "succeeded"]
     if earlier:
         first = earlier[0]
         result.fallback_from = f"{first.tool}:{first.model}" if first.model else first.tool
         if attempt.reason in ("preferred", "task_type", "cost_optimization"):
-            result.route_reason = "fallback"
+            reason = "fallback"
+    result.route_reason = f"{reason} ({attempt.note})" if attempt.note else reason
     result.output = parsed.text
     result.session_id = parsed.session_id
 
 
 def _finish(run: ChainRun, engine: Engine) -> None:
     result = run.result
-    if result.status not in ("succeeded", "blocked_by_budget"):
+    if result.status not in ("succeeded", "blocked_by_budget", "rejected"):
         failure = run.last_failure
         result.status = "timed_out" if failure and failure.kind == "timeout" else "failed"
         if failure is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator import workflow
 from orchestrator.adapters.base import RunContext
+from orchestrator.attempt import weigh_justification
 from orchestrator.engine import Engine
 from orchestrator.errors import TaskRejected
 from orchestrator.policy import estimate_tokens
@@ -15,10 +16,11 @@ from orchestrator.tasks import compose_prompt, load_mapping, parse_task, read_pr
 from orchestrator.workdir import StillWriting, Workdir, read_task_file
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from orchestrator.config import Config
+    from orchestrator.routing import Attempt
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,24 @@ def _plan_file(config: Config, engine: Engine, path: Path) -> PlanLine:
         return PlanLine(path.name, path.stem, "-", rejection="still being written")
     ctx = RunContext(task.id, config.root, engine.runs_dir / f"{task.id}.N", task.budget_usd)
     tokens = estimate_tokens(prompt)
+    chain = engine.plan(task, tokens)
+    why = (task.justification or "").strip() or None
+    weighed = weigh_justification(engine, chain, tokens, why)
+    if (refusal := weighed.refusal) is not None:
+        rejection = f"{refusal['kind']}: {refusal['message']} ({refusal['hint']})"
+        return PlanLine(path.name, task.id, task.agent, rejection=rejection)
     steps = [
-        Step(a.tool, a.model, a.reason, engine.invocation(a, prompt, ctx).argv,
+        Step(a.tool, a.model, _reason(a, weighed.over), engine.invocation(a, prompt, ctx).argv,
              engine.estimate(a, tokens))
-        for a in engine.plan(task, tokens)
+        for a in chain
     ]  # fmt: skip
     return PlanLine(path.name, task.id, task.agent, steps, tokens)
+
+
+def _reason(attempt: Attempt, over: Mapping[tuple[str, str | None], str]) -> str:
+    """The attempt's reason; for a fallback over the justification threshold, that too."""
+    key = (attempt.tool, attempt.model)
+    return f"{attempt.why}; passed over: {over[key]}" if key in over else attempt.why
 
 
 def render_plan(lines: list[PlanLine]) -> str:
