@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -26,9 +26,10 @@ from orchestrator.adapters.base import (
 )
 from orchestrator.engine import iso, now_utc, tool_env
 from orchestrator.pricing import Cost
-from orchestrator.process import ProcessResult, run_process
+from orchestrator.process import MAX_STREAM_BYTES, ProcessResult, run_process
 from orchestrator.results import AttemptRecord, error_info
 from orchestrator.routing import Attempt, agent_tools, current_model, resolve, supersede
+from orchestrator.safefile import read_head
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -257,6 +258,8 @@ async def run_attempt(
                 failure = proc
             else:
                 exit_code = proc.exit_code
+                if invocation.answer_file is not None:
+                    proc = _answer_from_file(proc, run_dir / invocation.answer_file)
                 parsed, failure = _judge(adapter.parse, tool, attempt, proc)
     finally:
         engine.give_back(run_dir)
@@ -352,6 +355,14 @@ async def _run(
             "raise the task's or the tool's timeout, or split the task",
         )
     return proc
+
+
+def _answer_from_file(proc: ProcessResult, path: Path) -> ProcessResult:
+    """The process's result with the answer it wrote to `path` as its stdout: its first
+    MAX_STREAM_BYTES, as for stdout; empty when it wrote none (or not a regular file)."""
+    answer = read_head(path, MAX_STREAM_BYTES + 1)
+    truncated = answer is not None and len(answer) > MAX_STREAM_BYTES
+    return replace(proc, stdout=(answer or b"")[:MAX_STREAM_BYTES], truncated=truncated)
 
 
 def _judge(

@@ -185,7 +185,7 @@ def _check_successors(config: Config) -> list[ConfigProblem]:
     return problems
 
 
-PLACEHOLDERS = ("model", "prompt", "prompt_file", "task_id", "workspace")
+PLACEHOLDERS = ("model", "prompt", "prompt_file", "output_file", "task_id", "workspace")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 

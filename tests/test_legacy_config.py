@@ -124,6 +124,8 @@ def test_platforms_pick_the_binary_for_this_os(tmp_path: Path) -> None:
                                                           "--json"], "arg"),
         ("{binary} --model {model} --prompt {prompt}", ["--model", "{model}", "--prompt",
                                                          "{prompt}"], "arg"),
+        ("{binary} -m {model} --out {output_file} < {prompt_file}", ["-m", "{model}", "--out",
+                                                                      "{output_file}"], "stdin"),
     ],
 )  # fmt: skip
 def test_command_templates_become_argv_templates(
@@ -138,7 +140,6 @@ def test_command_templates_become_argv_templates(
         ("{binary} run {prompt_file} | tee out.txt", "needs a shell"),
         ("{binary} run {prompt_file} && echo done", "needs a shell"),
         ("run {prompt_file}", "must start with {binary}"),
-        ("{binary} --out {output_file}", "{output_file} is not supported"),
         ("{binary} 'unclosed", "No closing quotation"),
     ],
 )
@@ -169,6 +170,20 @@ def test_a_prompt_is_one_argv_element_and_never_an_option(tmp_path: Path) -> Non
     # a seed tool's answer is its stdout as text: here the fake tool's JSON, whose `result`
     # echoes the --prompt argument it was given
     assert json.loads(res["output"])["result"].strip() == prompt
+
+
+def test_a_tool_that_writes_its_answer_to_output_file(tmp_path: Path) -> None:
+    """`{output_file}` as an argument: the answer is read from that file, not stdout."""
+    template = f"{{binary}} {FAKE_TOOL} --model {{model}} --output-file {{output_file}}"
+    template += " < {prompt_file}"
+    tool = {"binary": sys.executable, "command_template": template, "models": ["llama-3-8b"]}
+    root = seed_workspace(tmp_path, tools={"tools": {"local-llm": tool}})
+    drop_task(root, "t.yaml", {"agent": "scripter", "prompt": "answer through a file"})
+    ok(root, "run", "--once")
+    res = result(root, "t")
+    assert res["status"] == "succeeded", res
+    assert json.loads(res["output"])["result"].strip() == "answer through a file"
+    assert "progress" not in res["output"]  # stdout's chatter is not the answer
 
 
 def test_the_seed_config_runs_a_task_on_the_real_claude_cli(

@@ -138,6 +138,8 @@ class Invocation:
     stdin: bytes | None = None
     env: dict[str, str] = field(default_factory=dict)  # set by the adapter, beyond passthrough
     files: dict[str, bytes] = field(default_factory=dict)  # run-dir relative, written first
+    # Run-dir relative: the tool writes its answer there, which is read in place of stdout.
+    answer_file: str | None = None
 
 
 @dataclass(frozen=True)

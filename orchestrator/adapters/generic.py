@@ -1,7 +1,8 @@
 """The generic adapter: any CLI declared in tools.yaml.
 
 argv = [binary, *args], each element formatted on its own: `{model}`, `{prompt}`,
-`{prompt_file}`, `{task_id}` and `{workspace}` are replaced by plain text substitution, so a
+`{prompt_file}`, `{output_file}` (a file the tool writes its answer to, read in place of its
+stdout), `{task_id}` and `{workspace}` are replaced by plain text substitution, so a
 prompt is one argv element whatever it contains. A prompt appended at the end (no
 `{prompt}` in args) that starts with `-` comes after `--`, so no tool reads it as an option;
 config validation refuses a template that puts `{prompt}` alone where an option may stand.
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from orchestrator.config import OutputSpec, ToolConfig
 
 PROMPT_FILE = "prompt.txt"
+ANSWER_FILE = "answer.txt"  # `{output_file}`: where a tool that writes its answer puts it
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_]+)\}")
 _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -65,6 +67,7 @@ class GenericAdapter:
             "prompt_file": str(ctx.run_dir / PROMPT_FILE),
             "task_id": ctx.task_id,
             "workspace": str(ctx.workspace),
+            "output_file": str(ctx.run_dir / ANSWER_FILE),
         }
         argv = [tool.binary, *(format_arg(arg, values) for arg in tool.args)]
         if tool.prompt == "arg" and not any("{prompt}" in arg for arg in tool.args):
@@ -79,6 +82,7 @@ class GenericAdapter:
             argv=argv,
             stdin=data if tool.prompt == "stdin" else None,
             files={PROMPT_FILE: data} if tool.prompt == "file" else {},
+            answer_file=ANSWER_FILE if any("{output_file}" in a for a in tool.args) else None,
         )
 
     def parse(

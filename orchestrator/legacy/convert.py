@@ -246,9 +246,10 @@ def _tool(raw: dict[str, Any], where: str, out: Converted) -> dict[str, Any]:
 def template_args(template: str) -> tuple[list[str], Literal["stdin", "arg", "file"]]:
     """A `command_template` → (argv template after the binary, how the prompt is given).
 
-    `< {prompt_file}` becomes the prompt on stdin, `> {output_file}` the answer on stdout,
-    and `"$(cat {prompt_file})"` the prompt as that one argument; a trailing prompt
-    argument becomes `prompt: arg` (appended after `--` when it starts with '-')."""
+    `< {prompt_file}` becomes the prompt on stdin, `> {output_file}` the answer on stdout
+    (`--out {output_file}` stays: the answer is read from that file), `"$(cat
+    {prompt_file})"` the prompt as that one argument; a trailing positional prompt becomes
+    `prompt: arg` (appended after `--` when it starts with '-')."""
     tokens = shlex.split(template)
     if not tokens or tokens[0] != "{binary}":
         raise ValueError("the template must start with {binary}")
@@ -264,8 +265,6 @@ def template_args(template: str) -> tuple[list[str], Literal["stdin", "arg", "fi
             token, prompt = "{prompt}", "arg"
         elif any(mark in token for mark in _SHELL):
             raise ValueError(f"shell syntax {token!a} needs a shell, which tools never get")
-        elif "{output_file}" in token:
-            raise ValueError("{output_file} is not supported: the answer is read from stdout")
         elif "{prompt_file}" in token:
             prompt = "file"
         args.append(token)

@@ -97,6 +97,7 @@ def main() -> int:
     parser.add_argument("--prompt")
     parser.add_argument("--prompt-file")
     parser.add_argument("--task", default="")
+    parser.add_argument("--output-file", help="write the answer here; stdout gets chatter")
     args = parser.parse_args()
     prompt = read_prompt(args)
     d = directives(prompt)
@@ -111,7 +112,12 @@ def main() -> int:
         "model": args.model,
         "usage": {"input_tokens": len(prompt) // 4, "output_tokens": len(text) // 4},
     }
-    sys.stdout.write(json.dumps(answer) + "\n")
+    if args.output_file:
+        with open(args.output_file, "w", encoding="utf-8") as f:
+            f.write(json.dumps(answer) + "\n")
+        sys.stdout.write("progress: wrote the answer to the output file\n")
+    else:
+        sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
     return code
 
