@@ -446,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a reader that has gone shows here, not in a warning at exit
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -454,6 +457,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug of ours: the traceback is what helps
         return reported
     return code
+
+
+# What a shell reports for a program that SIGPIPE ended (128 + 13), as `yes | head` does:
+# the output was cut short, which 0 would hide from `set -o pipefail` scripts.
+READER_GONE = 141
+
+
+def _reader_gone() -> int:
+    """stdout's reader has gone (`orchestrator status --watch | head`): stop quietly.
+    Python ignores SIGPIPE, so a write raises BrokenPipeError instead; stdout then points
+    at /dev/null, so that the flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return READER_GONE
 
 
 def _report(exc: Exception, args: argparse.Namespace) -> int | None:
