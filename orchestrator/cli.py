@@ -152,6 +152,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         task_type=args.task_type,
         priority=args.priority,
         task_id=args.id,
+        title=args.title,
+        tool=args.tool,
+        model=args.model,
+        timeout=args.timeout,
+        depends_on=tuple(args.depends_on),
+        justification=args.justification,
     )
     print(task_id)
     return 0
@@ -392,8 +398,26 @@ def _parser() -> argparse.ArgumentParser:
     submit = add("submit", cmd_submit, "write a task file into the inbox, print its id")
     _task_options(submit)
     submit.add_argument("--task-type")
-    submit.add_argument("--priority", choices=["critical", "high", "normal", "low"])
+    submit.add_argument(
+        "--priority", help="critical, high, normal or low (any case; synonyms: urgent, p1, ...)"
+    )
     submit.add_argument("--id", help="the task id (default: time, agent and a random suffix)")
+    submit.add_argument("--title")
+    submit.add_argument("--tool", metavar="NAME", help="run it with this tool (tools.yaml)")
+    submit.add_argument("--model", metavar="NAME", help="run it with this model (or tool:model)")
+    submit.add_argument("--timeout", metavar="DURATION", help="wall clock limit: 90s, 15m, 1h")
+    submit.add_argument(
+        "--depends-on",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a task that must succeed first (repeatable)",
+    )
+    submit.add_argument(
+        "--justification",
+        metavar="TEXT",
+        help="why it may cost more than budgets.require_justification_over_usd",
+    )
 
     exe = add("exec", cmd_exec, "run one task now and print its answer")
     _task_options(exe)

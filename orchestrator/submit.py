@@ -16,13 +16,22 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from orchestrator.config import Config, suggest
+from orchestrator.config import Config, parse_duration, split_target, suggest
 from orchestrator.engine import Engine, now_utc
 from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
 from orchestrator.execute import execute, forced_past
 from orchestrator.policy import decide, estimate_tokens, windows_for
 from orchestrator.results import Result, dump_yaml, error_info
-from orchestrator.tasks import MAX_INPUT_BYTES, Task, compose_prompt, id_problem, read_profile
+from orchestrator.tasks import (
+    MAX_INPUT_BYTES,
+    PRIORITIES,
+    PRIORITY_SYNONYMS,
+    Task,
+    compose_prompt,
+    id_problem,
+    priority_of,
+    read_profile,
+)
 from orchestrator.telemetry.store import (
     chain_of,
     connect,
@@ -61,28 +70,99 @@ def submit(
     task_type: str | None = None,
     priority: str | None = None,
     task_id: str | None = None,
+    title: str | None = None,
+    tool: str | None = None,
+    model: str | None = None,
+    timeout: str | None = None,
+    depends_on: tuple[str, ...] = (),
+    justification: str | None = None,
 ) -> str:
-    """Write a task file into the inbox, whole and only if its id is new; return the id."""
+    """Write a task file into the inbox, whole and only if its id is new; return the id.
+
+    Values are checked as the daemon reads them (priority synonyms are written as the
+    priority they mean); one it would refuse is a UsageError naming the option."""
     _check_agent(config, agent)
     task_id = task_id or new_id(agent)
     if (why := id_problem(task_id)) is not None:
         raise UsageError(f"--id {task_id!r} {why}")
+    doc: dict[str, object] = {"id": task_id, "agent": agent}
+    if title:
+        doc["title"] = title
+    if task_type:
+        doc["task_type"] = task_type
+    if priority is not None:
+        doc["priority"] = _priority(priority)
+    doc.update(_pins(config, tool, model))
+    if timeout is not None:
+        doc["timeout"] = _duration(timeout)
+    if depends_on:
+        doc["dependencies"] = [_dependency(dep) for dep in depends_on]
+    if justification is not None:
+        doc["justification"] = _text("--justification", justification)
+    doc["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    doc["created_by"] = "orchestrator submit"
+    doc["prompt"] = prompt
     workdir = Workdir(config.root)
     workdir.ensure()
     target = workdir.inbox / f"{task_id}.yaml"
     if target.exists() or workdir.result_path(task_id).exists():
         raise UsageError(f"a task with id {task_id!r} exists already; choose another --id")
-    doc: dict[str, object] = {"id": task_id, "agent": agent}
-    if task_type:
-        doc["task_type"] = task_type
-    if priority:
-        doc["priority"] = priority
-    doc["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    doc["created_by"] = "orchestrator submit"
-    doc["prompt"] = prompt
     if not create_exclusive(target, dump_yaml(doc).encode("utf-8")):
         raise UsageError(f"a task with id {task_id!r} exists already; choose another --id")
     return task_id
+
+
+def _priority(value: str) -> str:
+    if (priority := priority_of(value)) is None:
+        synonyms = ", ".join(f"{word} ({meant})" for word, meant in PRIORITY_SYNONYMS.items())
+        raise UsageError(
+            f"--priority {value!a} is not a priority: use {', '.join(PRIORITIES)} "
+            f"or a synonym: {synonyms}; in any case"
+        )
+    return priority
+
+
+def _pins(config: Config, tool: str | None, model: str | None) -> dict[str, str]:
+    """The task's `tool` and `model`, each known to config (`--model tool:model` is split)."""
+    named, name = split_target(model) if model is not None else (None, None)
+    if named is not None and tool is not None and named != tool:
+        raise UsageError(f"--model {model!a} names tool {named!a} but --tool is {tool!a}")
+    tool = tool or named
+    if tool is not None and tool not in config.tools:
+        raise UsageError(f"--tool: unknown tool {tool!a}: {suggest(tool, config.tools)}")
+    pins = {"tool": tool} if tool is not None else {}
+    if name is None:
+        return pins
+    known = set(config.models).union(*(t.models for t in config.tools.values()))
+    if name not in known:
+        raise UsageError(
+            f"--model: unknown model {name!a}: {suggest(name, known)} (models are listed "
+            "under a tool in config/tools.yaml or in config/models.yaml)"
+        )
+    listed = config.tools[tool].models if tool is not None else []
+    if listed and name not in listed and name not in config.models:
+        raise UsageError(f"--model: tool {tool!a} does not list {name!a}: {suggest(name, listed)}")
+    return {**pins, "model": name}
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text.strip())
+    except ValueError as exc:
+        raise UsageError(f"--timeout: {exc} (ms, s, m or h; a bare number is seconds)") from None
+    return text.strip()
+
+
+def _dependency(task_id: str) -> str:
+    if (why := id_problem(task_id)) is not None:
+        raise UsageError(f"--depends-on {task_id!r} {why}: give the id of a task")
+    return task_id
+
+
+def _text(option: str, value: str) -> str:
+    if not value.strip():
+        raise UsageError(f"{option} needs a text")
+    return value.strip()
 
 
 # What link() says on a file system that has no hard links (some network and FAT ones).

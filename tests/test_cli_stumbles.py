@@ -1,5 +1,5 @@
 """More of what new users trip over (issue 12), each through the real command: output
-piped into a reader that goes away."""
+piped into a reader that goes away, and the `submit` options a task file has."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import (
+    base_config,
     cli_env,
+    orchestrator,
+    result,
     spawn,
+    write_config,
 )
 
 READER_GONE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
@@ -58,3 +64,100 @@ def test_any_command_into_a_closed_pipe_exits_quietly(workspace: Path, command: 
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (READER_GONE, "")
+
+
+# --- submit: what a task file can say -------------------------------------------------------
+
+
+def inbox(root: Path) -> dict[str, dict[str, Any]]:
+    folder = root / "work" / "inbox"
+    return {p.stem: yaml.safe_load(p.read_text()) for p in folder.glob("*.yaml")}
+
+
+def submit(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return orchestrator(root, "submit", "--agent", "worker", "--prompt", "hello", *args)
+
+
+def test_submit_writes_title_tool_model_timeout_and_dependencies(workspace: Path) -> None:
+    done = submit(workspace, "--id", "first", "--title", "Say hello", "--tool", "fake-arg",
+                  "--model", "fake-small", "--timeout", "90s", "--priority", "P1")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    task = inbox(workspace)["first"]
+    assert {k: task[k] for k in ("title", "tool", "model", "timeout", "priority")} == {
+        "title": "Say hello",
+        "tool": "fake-arg",
+        "model": "fake-small",
+        "timeout": "90s",
+        "priority": "high",
+    }
+    done = submit(workspace, "--id", "second", "--depends-on", "first", "--depends-on", "zero",
+                  "--model", "fake:fake-large")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    second = inbox(workspace)["second"]
+    assert second["dependencies"] == ["first", "zero"]
+    assert (second["tool"], second["model"]) == ("fake", "fake-large")
+    run = orchestrator(workspace, "run", "--once")
+    assert run.returncode == 0, run.stderr
+    first = result(workspace, "first")
+    assert first["status"] == "succeeded", first
+    assert [(a["tool"], a["model"]) for a in first["attempts"]] == [("fake-arg", "fake-small")]
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("HIGH", "high"), ("Critical", "critical"), ("urgent", "critical"), ("p0", "critical"),
+     ("Medium", "normal"), ("default", "normal"), ("minor", "low"), ("P3", "low")],
+)  # fmt: skip
+def test_submit_priority_takes_what_a_task_file_takes(
+    workspace: Path, written: str, meant: str
+) -> None:
+    done = submit(workspace, "--id", "t", "--priority", written)
+    assert done.returncode == 0, done.stderr
+    assert inbox(workspace)["t"]["priority"] == meant
+
+
+def refused(done: subprocess.CompletedProcess[str], root: Path) -> str:
+    """The one line a refused submit printed; nothing may have been written."""
+    assert done.returncode == 1, done.stdout
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert inbox(root) == {}
+    assert "Traceback" not in done.stderr
+    return done.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--priority", "soonish"], "error: --priority 'soonish' is not a priority: use "
+         "critical, high, normal, low or a synonym: urgent (critical), blocker (critical), "
+         "p0 (critical), p1 (high), medium (normal)"),
+        (["--timeout", "5 minutes"], "error: --timeout: '5 minutes' is not a duration: write it "
+         "as 30s, 15m or 1h"),
+        (["--timeout", "0s"], "error: --timeout: a duration must be positive"),
+        (["--tool", "fake-ark"], "error: --tool: unknown tool 'fake-ark': did you mean "
+         "'fake-arg'?"),
+        (["--model", "fake-smal"], "error: --model: unknown model 'fake-smal': did you mean "
+         "'fake-small'?"),
+        (["--model", "nope:fake-small"], "error: --tool: unknown tool 'nope'"),
+        (["--tool", "fake", "--model", "solo-model"], "error: --model: tool 'fake' does not "
+         "list 'solo-model': valid names: fake-large, fake-small"),
+        (["--tool", "fake", "--model", "solo:solo-model"], "error: --model 'solo:solo-model' "
+         "names tool 'solo' but --tool is 'fake'"),
+        (["--depends-on", "a/b"], "error: --depends-on 'a/b' contains a path separator"),
+        (["--justification", "  "], "error: --justification needs a text"),
+    ],
+)  # fmt: skip
+def test_submit_refuses_a_bad_value_in_one_line_naming_the_option(
+    workspace: Path, args: list[str], said: str
+) -> None:
+    files = base_config()
+    files["tools.yaml"]["tools"]["solo"] = {"adapter": "generic", "binary": "cat",
+                                            "models": ["solo-model"]}  # fmt: skip
+    write_config(workspace, files)
+    assert refused(submit(workspace, *args), workspace).startswith(said)
+
+
+def test_submit_refuses_an_unknown_agent_with_a_suggestion(workspace: Path) -> None:
+    done = orchestrator(workspace, "submit", "--agent", "wroker", "--prompt", "x",
+                        "--tool", "fake")  # fmt: skip
+    assert refused(done, workspace) == "error: unknown agent 'wroker': did you mean 'worker'?"
