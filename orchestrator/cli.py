@@ -441,7 +441,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run even past a hard budget (needs --justification; recorded)",
     )
-    exe.add_argument("--justification", metavar="TEXT", help="why --force is needed")
+    exe.add_argument(
+        "--justification",
+        metavar="TEXT",
+        help="why --force is needed (also passes require_justification_over_usd; recorded)",
+    )
     exe.set_defaults(usage_error=exe.error)
     return parser
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
+from orchestrator.attempt import NEEDS_JUSTIFICATION, weigh_justification
 from orchestrator.config import Config, parse_duration, split_target, suggest
 from orchestrator.engine import Engine, now_utc
 from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
@@ -80,7 +81,8 @@ def submit(
     """Write a task file into the inbox, whole and only if its id is new; return the id.
 
     Values are checked as the daemon reads them (priority synonyms are written as the
-    priority they mean); one it would refuse is a UsageError naming the option."""
+    priority they mean); one it would refuse is a UsageError naming the option. A task
+    whose estimate is over `require_justification_over_usd` needs `justification`."""
     _check_agent(config, agent)
     task_id = task_id or new_id(agent)
     if (why := id_problem(task_id)) is not None:
@@ -102,6 +104,7 @@ def submit(
     doc["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     doc["created_by"] = "orchestrator submit"
     doc["prompt"] = prompt
+    _require_justification(config, doc)
     workdir = Workdir(config.root)
     workdir.ensure()
     target = workdir.inbox / f"{task_id}.yaml"
@@ -163,6 +166,37 @@ def _text(option: str, value: str) -> str:
     if not value.strip():
         raise UsageError(f"{option} needs a text")
     return value.strip()
+
+
+def needs_justification(engine: Engine, task: Task, prompt: str, why: str | None) -> str | None:
+    """What makes `task` need a justification it lacks: its first attempt's estimate over
+    `require_justification_over_usd` (as the daemon weighs it); None when it may go."""
+    tokens = estimate_tokens(prompt)
+    chain = engine.plan(task, tokens)
+    if weigh_justification(engine, chain, tokens, why).refusal is None:
+        return None
+    threshold = engine.config.policies.budgets.require_justification_over_usd or 0.0
+    estimate = engine.estimate(chain[0], tokens) or 0.0
+    return (
+        f"this request's estimate is ${estimate:.4f} ({chain[0].tool}:{chain[0].model}, "
+        f"~{tokens} prompt tokens), over budgets.require_justification_over_usd "
+        f"(${threshold:.2f}, config/policies.yaml)"
+    )
+
+
+def _require_justification(config: Config, doc: dict[str, object]) -> None:
+    if config.policies.budgets.require_justification_over_usd is None:
+        return
+    try:
+        task = Task.model_validate(doc)
+        prompt = compose_prompt(task, config.root, "submit", read_profile(config, task.agent))
+    except TaskRejected as exc:
+        raise UsageError(str(exc)) from None
+    engine = Engine(config, Workdir(config.root).runs)
+    if (over := needs_justification(engine, task, prompt, task.justification)) is not None:
+        raise UsageError(
+            f"{over}: nothing was written; add --justification TEXT (why it is worth it)"
+        )
 
 
 # What link() says on a file system that has no hard links (some network and FAT ones).
@@ -240,7 +274,8 @@ async def exec_task(
     Before running, the first attempt's estimate is checked against the budgets and the
     spend recorded so far (see `check_budgets`): its warnings and each fallback go to
     `say`, one line each; with warnings, `confirm` (when given) decides whether to run.
-    A hard budget the request would pass blocks it, unless `justification` forces it.
+    A hard budget the request would pass blocks it, unless `justification` forces it; an
+    estimate over `require_justification_over_usd` without one is rejected: nothing runs.
     """
     _check_agent(config, agent)
     parts = [prompt.strip()]
@@ -261,6 +296,10 @@ async def exec_task(
             raise UsageError(str(exc)) from None
         full_prompt = compose_prompt(task, config.root, "exec", profile)
         engine = Engine(config, workdir.runs)
+        if (over := needs_justification(engine, task, full_prompt, justification)) is not None:
+            hint = "add --force --justification TEXT: recorded; --force also passes hard budgets"
+            error = error_info(NEEDS_JUSTIFICATION, f"{over}: nothing was run", hint)
+            return Result(id=task_id, status="rejected", agent=agent, error=error)
         check = check_budgets(engine, task, full_prompt, justification, now_utc())
         for line in check.lines:
             if say is not None:

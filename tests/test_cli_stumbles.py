@@ -1,9 +1,11 @@
 """More of what new users trip over (issue 12), each through the real command: output
-piped into a reader that goes away, and the `submit` options a task file has."""
+piped into a reader that goes away, `submit` options a task file has, and
+`require_justification_over_usd` for `exec` and `submit`."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator.telemetry.store import connect
 from tests.conftest import (
     base_config,
     cli_env,
@@ -161,3 +164,85 @@ def test_submit_refuses_an_unknown_agent_with_a_suggestion(workspace: Path) -> N
     done = orchestrator(workspace, "submit", "--agent", "wroker", "--prompt", "x",
                         "--tool", "fake")  # fmt: skip
     assert refused(done, workspace) == "error: unknown agent 'wroker': did you mean 'worker'?"
+
+
+# --- require_justification_over_usd -------------------------------------------------------
+
+# 401 characters once composed: 101 prompt tokens + 100 estimated output tokens at $1000
+# per million is an estimate of $0.2010 (as in test_exec_policy.py).
+PROMPT = "x" * 400
+OVER = (
+    "this request's estimate is $0.2010 (fake:pricey, ~101 prompt tokens), over "
+    "budgets.require_justification_over_usd ($0.10, config/policies.yaml)"
+)
+
+
+def justification_config(root: Path, threshold: float) -> None:
+    files = base_config()
+    files["models.yaml"]["models"]["pricey"] = {
+        "provider": "test",
+        "price_per_mtok": {"input": 1000, "output": 1000},
+    }
+    files["tools.yaml"]["tools"]["fake"]["models"].append("pricey")
+    files["agents.yaml"]["agents"]["worker"]["preferred_model"] = "pricey"
+    files["policies.yaml"]["budgets"] = {
+        "estimated_output_tokens": 100,
+        "require_justification_over_usd": threshold,
+    }
+    write_config(root, files)
+
+
+def rows(root: Path) -> list[dict[str, Any]]:
+    path = root / "work" / "telemetry.db"
+    if not path.exists():
+        return []
+    with connect(path, readonly=True) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM invocations ORDER BY id")]
+
+
+def test_exec_over_the_threshold_needs_a_justification(workspace: Path) -> None:
+    justification_config(workspace, 0.25)  # under it: none needed, none recorded
+    done = orchestrator(workspace, "exec", "--agent", "worker", "--prompt", PROMPT)
+    assert done.returncode == 0, done.stderr
+    assert [r["justification"] for r in rows(workspace)] == [None]
+
+    justification_config(workspace, 0.10)
+    done = orchestrator(workspace, "exec", "--agent", "worker", "--prompt", PROMPT)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: task rejected: {OVER}: nothing was run (add --force --justification TEXT: "
+        "recorded; --force also passes hard budgets)"
+    ]
+    assert len(rows(workspace)) == 1  # no tool ran
+
+    done = orchestrator(workspace, "exec", "--agent", "worker", "--prompt", PROMPT,
+                        "--force", "--justification", "the release needs it")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == PROMPT + "\n\n"
+    assert [r["justification"] for r in rows(workspace)] == [None, "the release needs it"]
+
+
+def test_submit_over_the_threshold_needs_a_justification(workspace: Path) -> None:
+    justification_config(workspace, 0.10)
+    done = orchestrator(workspace, "submit", "--agent", "worker", "--prompt", PROMPT)
+    assert refused(done, workspace) == (
+        f"error: {OVER}: nothing was written; add --justification TEXT (why it is worth it)"
+    )
+    done = orchestrator(workspace, "submit", "--agent", "worker", "--prompt", PROMPT,
+                        "--id", "big", "--justification", "a big one, on purpose")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert inbox(workspace)["big"]["justification"] == "a big one, on purpose"
+    run = orchestrator(workspace, "run", "--once")
+    assert run.returncode == 0, run.stderr
+    assert result(workspace, "big")["status"] == "succeeded"
+    assert [r["justification"] for r in rows(workspace)] == ["a big one, on purpose"]
+
+
+def test_submit_under_the_threshold_or_pinned_cheaper_needs_none(workspace: Path) -> None:
+    justification_config(workspace, 0.10)
+    done = orchestrator(workspace, "submit", "--agent", "worker", "--prompt", PROMPT,
+                        "--id", "cheap", "--model", "fake-small")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "justification" not in inbox(workspace)["cheap"]
