@@ -1,31 +1,39 @@
-"""Task files in, result files out: the Task model, reading task files tolerantly, composing
-the prompt, and rendering results.
+"""Task files in: the Task model, and reading a task file's mapping tolerantly.
 
-Task files follow the agents' existing format; unknown keys are kept (and copied into the
-result under `task`). Anything that makes a file unrunnable raises `TaskRejected` with a
-stable `kind`, a message naming the file and field, and a hint.
+Task files follow the agents' existing format, and agents write it loosely: priorities as
+`HIGH` or `P1`, notes of any shape, dependencies as ids, records or prose. What can be
+understood is; unknown keys are kept (and copied into the result under `task`), and what
+was guessed is said in the result's `warnings` (a misspelt key, a prose dependency that is
+not waited on, a key written twice). Anything that makes a file unrunnable raises
+`TaskRejected` with a stable `kind`, a message naming the file, the field as written and
+its value, and a hint saying what to write instead.
+
+Reading the YAML is in `taskyaml`, composing the prompt in `prompts`.
 """
 
 from __future__ import annotations
 
-import errno
-import os
+import datetime as dt
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from orchestrator.config import Config, Duration, suggest
 from orchestrator.errors import TaskRejected
-from orchestrator.safefile import NotRegular, open_inside, read_fd, read_regular
+from orchestrator.prompts import MAX_INPUT_BYTES as MAX_INPUT_BYTES
+from orchestrator.prompts import compose_prompt as compose_prompt
+from orchestrator.prompts import read_inside as read_inside
+from orchestrator.prompts import read_profile as read_profile
+from orchestrator.taskerrors import invalid_field, misspelt_keys, shown
+from orchestrator.taskyaml import MAX_TASK_BYTES as MAX_TASK_BYTES
+from orchestrator.taskyaml import load_mapping as load_mapping
+from orchestrator.taskyaml import load_task as load_task
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from pathlib import Path
+    from collections.abc import Iterable, Mapping, Sequence
 
-MAX_TASK_BYTES = 1024 * 1024
-MAX_INPUT_BYTES = 8 * MAX_TASK_BYTES  # a prompt_file or a context file
 # An id names files: `<id>.result.yaml`, a rejection's `<id>.rejected-<time>.result.yaml`
 # and their temp files `.<name>.<pid>.tmp`, `history/<id>.<run>.result.yaml`, ... The
 # longest adds 56 bytes, so 160 bytes of id keep every derived name under NAME_MAX (255).
@@ -59,7 +67,9 @@ def priority_of(value: object) -> str | None:
 TASK_SUFFIXES = (".yaml", ".yml")
 
 _UNSAFE_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# What a dependency that names a document ends with (`docs/adr/0003.md`, `DDR-011.md`).
+_DOCUMENT_SUFFIXES = (".md", ".markdown", ".mdx", ".txt", ".rst", ".adoc", ".pdf", ".html")
+_NAMING_KEYS = ("task_id", "id", "task")  # what names the task in a dependency record
 
 
 def id_problem(task_id: str) -> str | None:
@@ -81,14 +91,40 @@ def id_problem(task_id: str) -> str | None:
     return None
 
 
+def not_an_id(text: str) -> str | None:
+    """Why a dependency written as `text` cannot be a task id, or None when it can.
+
+    Agents write prerequisites as prose (`✅ Tech stack decision (Python) - RESOLVED`,
+    `DDR-011 (completed)`) or as documents (`docs/adr/0003.md`); no task will ever have
+    such an id, so waiting for one would wait forever. A task id is a safe file name
+    (`id_problem`) with no whitespace, no '/', no brackets, no emoji or other symbol
+    characters, and not a document's name (`.md`, `.txt`, ...). `DDR-011` alone can be an
+    id, and is waited for like any other."""
+    if any(c.isspace() for c in text):
+        return "has spaces"
+    if "/" in text or "\\" in text:
+        return "is a path"
+    if any(c in "()[]{}<>" for c in text):
+        return "has brackets"
+    if any(unicodedata.category(c) == "So" for c in text):
+        return "has a symbol such as an emoji"
+    if text.lower().endswith(_DOCUMENT_SUFFIXES):
+        return "names a document"
+    return id_problem(text)
+
+
 class Dependency(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    task_id: str
+    """One entry of `dependencies`: the task it names (None for a record that names
+    none) and what else a record says about it."""
+
+    model_config = ConfigDict(extra="forbid")
+    task_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class Context(BaseModel):
     model_config = ConfigDict(extra="allow")
-    notes: str | list[str] | None = None
+    notes: Any = None  # text, a list, a mapping, nested: rendered as plain lines
 
 
 class Task(BaseModel):
@@ -107,7 +143,7 @@ class Task(BaseModel):
     prompt_file: str | None = None
     context: Context | None = None
     context_files: list[str] = Field(default_factory=list)
-    dependencies: list[str | Dependency] = Field(default_factory=list)
+    dependencies: list[Dependency] = Field(default_factory=list)
     tool: str | None = None
     model: str | None = None
     timeout: Duration | None = None
@@ -121,135 +157,166 @@ class Task(BaseModel):
     handoff_depth: int = Field(default=0, ge=0)
     retry: int = Field(default=0, ge=0)  # set by `orchestrator retry`: the run number - 1
 
+    # Set by parse_task: what reading the file noticed (for the result's warnings), the
+    # unknown keys that look misspelt (for the hint of a rejection), and the policy.
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+    _misspelt: dict[str, str] = PrivateAttr(default_factory=dict)
+    _strict_dependencies: bool = PrivateAttr(default=False)
+
     @field_validator("priority", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return priority_of(value) or value
 
-    @field_validator("artefacts", "context_files", "dependencies", mode="before")
+    @field_validator("artefacts", "context_files", mode="before")
     @classmethod
     def _listify(cls, value: object) -> object:
         if value is None:
             return []
-        return [value] if isinstance(value, str | dict) else value
+        return value if isinstance(value, list) else [value]
+
+    @field_validator("title", "description", "prompt", "task_type", "chain_id", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        """`title: 2026` or a date YAML read as one: the text the agent meant."""
+        if isinstance(value, int | float | dt.date) and not isinstance(value, bool):
+            return value.isoformat() if isinstance(value, dt.date) else str(value)
+        return value
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _context(cls, value: object) -> object:
+        """A context that is not a mapping (a string, a list) is the task's notes."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items()}
+        return {"notes": value}
+
+    @field_validator("dependencies", mode="before")
+    @classmethod
+    def _dependencies(cls, value: object) -> object:
+        return dependency_records(value)
 
     @property
     def priority_rank(self) -> int:
         return PRIORITIES[self.priority]
 
+    def waits_for(self, dep: Dependency) -> bool:
+        """Whether the task waits for `dep`: one that names a task id does; prose only
+        under `policies.tasks.strict_dependencies`; a record naming no task never."""
+        if dep.task_id is None:
+            return False
+        return self._strict_dependencies or not_an_id(dep.task_id) is None
+
     @property
     def dependency_ids(self) -> list[str]:
-        return [d if isinstance(d, str) else d.task_id for d in self.dependencies]
+        """The ids the task waits for."""
+        return [d.task_id for d in self.dependencies if d.task_id and self.waits_for(d)]
+
+    @property
+    def read_warnings(self) -> list[str]:
+        """What reading the task file noticed, for the result's `warnings`."""
+        return list(self._warnings)
+
+    @property
+    def misspelt_keys(self) -> dict[str, str]:
+        """Unknown keys as written → the known key each looks like."""
+        return dict(self._misspelt)
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
 
-def _decode(data: bytes, name: str) -> str:
-    if b"\x00" in data:
-        raise TaskRejected(
-            "binary", f"{name} is a binary file, not YAML text", "write the task as UTF-8 YAML"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TaskRejected(
-            "not_utf8",
-            f"{name} is not UTF-8 text (bad byte at offset {exc.start})",
-            "save the task file as UTF-8",
-        ) from None
+def dependency_records(value: object) -> list[dict[str, Any]]:
+    """`dependencies` as agents write them → {task_id, details} records. An entry is an
+    id, a record naming its task by `task_id`, `id` or `task` (in that order; its other
+    keys are details), a record naming none (all details), or prose; nested lists are
+    flattened, and "a, b" is two ids when both parts can be ids."""
+    records: list[dict[str, Any]] = []
+    stack = [value]
+    while stack:  # a loop, not recursion: the nesting is the agent's
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            records.append(_record({str(k): v for k, v in item.items()}))
+        elif item is not None and (text := str(item).strip()):
+            if isinstance(item, bool):
+                text = text.lower()
+            parts = [p.strip() for p in text.split(",")]
+            ids = len(parts) > 1 and all(not_an_id(p) is None for p in parts)
+            records.extend({"task_id": p} for p in (parts if ids else [text]))
+    return records
 
 
-MAX_EXPANDED_NODES = 100_000
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    for key in _NAMING_KEYS:
+        named = item.get(key)
+        if isinstance(named, str | int) and not isinstance(named, bool) and str(named).strip():
+            return {
+                "task_id": str(named).strip(),
+                "details": {k: v for k, v in item.items() if k != key},
+            }
+    return {"task_id": None, "details": item}
 
 
-def _expanded_size(node: Any, memo: dict[int, int]) -> int:
-    """How many nodes `node` stands for once every alias is expanded (memoised per node,
-    so this is linear in the document even when the expansion is exponential)."""
-    key = id(node)
-    if memo.get(key) == -1:
-        return MAX_EXPANDED_NODES + 1  # an alias inside its own anchor: infinite
-    if key not in memo:
-        memo[key] = -1
-        value = node.value
-        if isinstance(value, list):
-            children = [c for item in value for c in (item if isinstance(item, tuple) else (item,))]
-            memo[key] = 1 + sum(_expanded_size(child, memo) for child in children)
-        else:
-            memo[key] = 1
-    return memo[key]
-
-
-def _check_aliases(text: str, name: str) -> None:
-    """Refuse alias bombs: YAML whose anchors and aliases expand exponentially."""
-    if "&" not in text or "*" not in text:
-        return  # no anchor or no alias: nothing to expand (the fast path)
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-    except (yaml.YAMLError, RecursionError):
-        return  # the loader reports the problem with its position
-    if root is not None and _expanded_size(root, {}) > MAX_EXPANDED_NODES:
-        raise TaskRejected(
-            "yaml_aliases",
-            f"{name}: its YAML aliases expand to more than {MAX_EXPANDED_NODES} values "
-            "(or refer to themselves)",
-            "write the values out instead of repeating anchors",
-        )
-
-
-def load_mapping(data: bytes, name: str) -> dict[str, Any]:
-    """Bytes of a task file → its top-level mapping, or TaskRejected."""
-    if len(data) > MAX_TASK_BYTES:
-        raise TaskRejected(
-            "too_large",
-            f"{name} is {len(data)} bytes; task files may be at most {MAX_TASK_BYTES} bytes",
-            "put long material in a file and name it in prompt_file or context_files",
-        )
-    text = _decode(data, name)
-    _check_aliases(text, name)
-    try:
-        loaded = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise TaskRejected(
-            "yaml_syntax", f"{name}: YAML syntax error{where}: {exc.problem}", "fix the YAML"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise TaskRejected("yaml_syntax", f"{name}: {exc}", "fix the YAML") from None
-    except RecursionError:
-        raise TaskRejected("yaml_syntax", f"{name}: nested too deeply", "flatten it") from None
-    if not isinstance(loaded, dict):
-        kind = "empty" if loaded is None else type(loaded).__name__
-        raise TaskRejected(
-            "not_a_mapping",
-            f"{name}: expected a mapping of keys (agent:, prompt:, ...), got {kind}",
-            "write the task as `key: value` lines with at least `agent:`",
-        )
-    return {str(k): v for k, v in loaded.items()}
-
-
-def parse_task(raw: Mapping[str, Any], default_id: str, name: str, config: Config) -> Task:
-    """A task file's mapping → Task, checked against the config's agents."""
+def parse_task(
+    raw: Mapping[str, Any],
+    default_id: str,
+    name: str,
+    config: Config,
+    warnings: Sequence[str] = (),
+) -> Task:
+    """A task file's mapping → Task, checked against the config's agents. `warnings` are
+    what reading the file noticed already (keys written twice); the task carries them,
+    and its own, to its result."""
     fields = dict(raw)
     if "artifacts" in fields and "artefacts" not in fields:
         fields["artefacts"] = fields.pop("artifacts")
-    task_id = fields.get("id", default_id)
+    fields["id"] = _checked_id(fields.get("id", default_id), name)
+    misspelt = misspelt_keys(raw, [*Task.model_fields, "artifacts"])
+    _check_agent(fields.get("agent"), name, config, misspelt)
+    try:
+        task = Task.model_validate(fields)
+    except ValidationError as exc:
+        raise invalid_field(exc.errors()[0], raw, name, FIELD_RULES) from None
+    _check_pins(task, name, config)
+    task._strict_dependencies = config.policies.tasks.strict_dependencies
+    task._misspelt = misspelt
+    task._warnings = [
+        *warnings,
+        *(
+            f"unknown key {key!r}: did you mean {known!r}? (it was not used)"
+            for key, known in misspelt.items()
+        ),
+        *_dependency_warnings(task),
+    ]
+    return task
+
+
+def _checked_id(task_id: object, name: str) -> str:
     if not isinstance(task_id, str | int) or isinstance(task_id, bool):
         raise TaskRejected("unsafe_id", f"{name}: id must be a string", "write id: my-task-name")
-    fields["id"] = task_id = str(task_id)
+    task_id = str(task_id)
     if (why := id_problem(task_id)) is not None:
         raise TaskRejected(
             "unsafe_id",
             f"{name}: id {task_id!r} {why}",
             "use letters, digits, '-', '_' and '.', no '/' and no '..'",
         )
-    agent = fields.get("agent")
+    return task_id
+
+
+def _check_agent(agent: object, name: str, config: Config, misspelt: Mapping[str, str]) -> None:
     if agent is None or agent == "":
+        guesses = [f"the file has {k!r}: did you mean 'agent'?" for k, v in misspelt.items()
+                   if v == "agent"]  # fmt: skip
+        names = ", ".join(sorted(config.agents))
         raise TaskRejected(
             "missing_agent",
             f"{name}: no `agent` field",
-            "add `agent: NAME`; agents: " + ", ".join(sorted(config.agents)),
+            "; ".join([*guesses, f"add `agent: NAME`; agents: {names}"]),
         )
     if not isinstance(agent, str) or agent not in config.agents:
         raise TaskRejected(
@@ -257,29 +324,6 @@ def parse_task(raw: Mapping[str, Any], default_id: str, name: str, config: Confi
             f"{name}: unknown agent {agent!a}",
             suggest(str(agent), config.agents),
         )
-    try:
-        task = Task.model_validate(fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
-        raise TaskRejected(
-            "invalid_field",
-            f"{name}: field {field!r}: {err['msg']} (got {value!r})",
-            _field_hint(field),
-        ) from None
-    _check_pins(task, name, config)
-    return task
-
-
-def _field_hint(field: str) -> str:
-    hints = {
-        "priority": "use one of: critical, high, normal, low",
-        "timeout": "write it as 30s, 15m or 1h",
-        "budget_usd": "a non-negative number of dollars",
-    }
-    top = field.split(".")[0]
-    return hints.get(top, f"fix the value of {top}")
 
 
 def _check_pins(task: Task, name: str, config: Config) -> None:
@@ -289,137 +333,55 @@ def _check_pins(task: Task, name: str, config: Config) -> None:
         )
 
 
-def read_inside(workspace: Path, relative: str, name: str, field: str) -> str:
-    """The text of a workspace file named in a task (prompt_file, context_files).
-
-    What is checked is the file that was opened: its real path must lie inside the
-    workspace (a symlink swapped in after any check cannot escape), it must be a regular
-    file with one name (a hard link may be the name of a file outside), and its size is
-    checked before a bounded read."""
-    root = workspace.resolve()
-    shown = f"{field} {relative!r}"
-    try:  # for the clearer message; what counts is the check of the opened file below
-        if not (root / relative).resolve().is_relative_to(root):
-            raise _outside(name, shown)
-    except (OSError, RuntimeError):  # a name changing under us: resolve() can fail
-        pass
-    try:
-        opened = open_inside(root, relative)
-    except FileNotFoundError:
-        raise TaskRejected(
-            "file_not_found",
-            f"{name}: {shown} does not exist",
-            "create the file or fix the path (relative to the workspace)",
-        ) from None
-    except PermissionError:
-        raise _outside(name, shown) from None
-    except NotRegular as exc:
-        raise TaskRejected(
-            "not_a_regular_file",
-            f"{name}: {shown} is {exc.what}",
-            "name a regular file inside the workspace",
-        ) from None
-    except OSError as exc:
-        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
-            raise  # out of descriptors or memory: the caller looks again later
-        raise TaskRejected(
-            "unreadable_file", f"{name}: {shown} cannot be read: {exc.strerror}", "fix the file"
-        ) from None
-    try:
-        if opened.info.st_nlink > 1:
-            raise TaskRejected(
-                "hard_link",
-                f"{name}: {shown} has {opened.info.st_nlink} hard links; another of its "
-                "names may be outside the workspace",
-                "copy the file into the workspace instead of linking it",
+def _dependency_warnings(task: Task) -> Iterable[str]:
+    for dep in task.dependencies:
+        if task.waits_for(dep):
+            continue
+        if dep.task_id is None:
+            yield (
+                f"dependency {shown(dep.details)} names no task (no task_id, id or task): "
+                "not waited on; it is in the prompt as a prerequisite"
             )
-        if opened.info.st_size > MAX_INPUT_BYTES:
-            raise _too_large(name, shown, opened.info.st_size)
-        data = read_fd(opened.fd, MAX_INPUT_BYTES + 1)
-    finally:
-        os.close(opened.fd)
-    if len(data) > MAX_INPUT_BYTES:
-        raise _too_large(name, shown, len(data))
-    return _decode(data, f"{name}: {shown}")
+        else:
+            yield (
+                f"dependency {dep.task_id!r} cannot be a task id (it {not_an_id(dep.task_id)}): "
+                "not waited on; it is in the prompt as a prerequisite (to wait for such "
+                "names, set tasks: {strict_dependencies: true} in config/policies.yaml)"
+            )
 
 
-def read_profile(config: Config, agent: str) -> str | None:
-    """The profile an agent's prompts start with (agents.<agent>.profile), read with a
-    bound and never blocking; TaskRejected when it cannot be read."""
-    relative = config.agents[agent].profile
-    if relative is None:
-        return None
-    try:
-        return read_regular(config.root / relative, MAX_INPUT_BYTES, follow=True).decode()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TaskRejected(
-            "profile_unreadable",
-            f"the profile of agent {agent!a}, {relative}, cannot be read: {exc}",
-            f"fix agents.{agent}.profile in config/agents.yaml",
-        ) from None
-
-
-def _outside(name: str, shown: str) -> TaskRejected:
-    return TaskRejected(
-        "path_outside_workspace",
-        f"{name}: {shown} points outside the workspace",
-        "name a file inside the workspace, relative to it",
+def _priority_words() -> str:
+    synonyms = "; ".join(
+        f"{', '.join(s for s, p in PRIORITY_SYNONYMS.items() if p == priority)} for {priority}"
+        for priority in PRIORITIES
+        if priority in PRIORITY_SYNONYMS.values()
     )
+    return f"use one of: {', '.join(PRIORITIES)} (or {synonyms}), in any case"
 
 
-def _too_large(name: str, shown: str, size: int) -> TaskRejected:
-    return TaskRejected(
-        "too_large",
-        f"{name}: {shown} is {size} bytes (at most {MAX_INPUT_BYTES})",
-        "shorten it, or split the task",
-    )
-
-
-def compose_prompt(
-    task: Task,
-    workspace: Path,
-    name: str,
-    profile: str | None = None,
-    instructions: str | None = None,
-) -> str:
-    """The text the tool receives: profile, the prompt, the context files, the previous
-    task's output (for a handoff), then `instructions` (how to hand off)."""
-    if task.prompt is not None:
-        body = task.prompt
-    elif task.prompt_file is not None:
-        body = read_inside(workspace, task.prompt_file, name, "prompt_file")
-    else:
-        body = _from_fields(task)
-    if not body.strip():
-        raise TaskRejected(
-            "empty_prompt",
-            f"{name}: nothing to do: no prompt, prompt_file, title or description",
-            "add `prompt:` (or title and description)",
-        )
-    parts = [profile.strip()] if profile else []
-    parts.append(body.strip())
-    for i, relative in enumerate(task.context_files):
-        field = f"context_files[{i}]"
-        text = read_inside(workspace, relative, name, field)
-        parts.append(f"## {relative}\n\n{text.strip()}")
-    if task.previous_output:
-        who = f"{task.previous_task} ({task.previous_agent})"
-        parts.append(f"## Output of the previous task, {who}\n\n{task.previous_output.strip()}")
-    if instructions:
-        parts.append(instructions.strip())
-    return "\n\n".join(parts) + "\n"
-
-
-def _from_fields(task: Task) -> str:
-    parts = []
-    if task.title:
-        parts.append(f"# {task.title}")
-    if task.description:
-        parts.append(str(task.description).strip())
-    notes = task.context.notes if task.context else None
-    if notes:
-        lines = notes if isinstance(notes, list) else [notes]
-        parts.append("Notes:\n" + "\n".join(f"- {str(n).strip()}" for n in lines))
-    if task.artefacts:
-        parts.append("Artefacts:\n" + "\n".join(f"- {a}" for a in task.artefacts))
-    return "\n\n".join(parts)
+_TEXT = ("text", "write it as text (in quotes when YAML would read it as something else)")
+_TEXT_FIELDS = "title description prompt prompt_file task_type tool model justification chain_id"
+# Per field of a task: what its value must be (after "not ..."), and what to write.
+FIELD_RULES: dict[str, tuple[str, str]] = {
+    **dict.fromkeys([*_TEXT_FIELDS.split(), "previous_task", "previous_agent"], _TEXT),
+    "priority": ("a priority", _priority_words()),
+    "timeout": ("a duration", "write it as 30s, 15m or 1h (a bare number is seconds)"),
+    "budget_usd": (
+        "a number of dollars, 0 or more",
+        "write a number, e.g. `budget_usd: 2.5`, or remove it (the agent's budgets apply)",
+    ),
+    "handoff_depth": (
+        "a whole number, 0 or more",
+        "remove it: the orchestrator sets it on the follow-up task of a handoff",
+    ),
+    "retry": ("a whole number, 0 or more", "remove it: `orchestrator retry ID` sets it"),
+    "on_dependency_failure": (
+        "reject or run",
+        "write `reject` (a failed dependency rejects this task; the default) or `run`",
+    ),
+    "context_files": ("a file path", "list workspace files, e.g. `[docs/design.md]`"),
+    "dependencies": ("a task id", "list the ids of the tasks to wait for, e.g. `[design-api]`"),
+    "context": ("notes", "write the notes as `context: {notes: [...]}` or as a plain string"),
+    "artefacts": ("a list of files", "list them, e.g. `artefacts: [docs/auth.md]`"),
+    "previous_output": _TEXT,
+}
