@@ -6,7 +6,10 @@ request file `work/control/<id>.cancel` is dropped for it (it kills a running ta
 process group) and the command waits for the result.
 
 Retry: the finished task's result moves to `work/outbox/history/`, and its task file comes
-back from the archive into the inbox with `retry: N`: a new run, the history kept.
+back from the archive into the inbox with `retry: N`: a new run, the history kept. It
+says which file it replays. A rejected task needs no retry: a corrected file with its id,
+dropped into the inbox, takes the place of the rejection (the daemon moves the rejected
+result to history/ with `move_to_history`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import os
 import stat
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import TaskRejected, UsageError
 from orchestrator.results import Result, dump_yaml, error_info
@@ -27,14 +31,12 @@ from orchestrator.tasks import MAX_TASK_BYTES, TASK_SUFFIXES, id_problem, load_m
 from orchestrator.workdir import (
     PENDING_SUFFIX,
     RESULT_MAX_BYTES,
+    RESULT_SUFFIX,
     Workdir,
     atomic_write,
     is_task_name,
     read_status,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 CANCEL_SUFFIX = ".cancel"
 ANSWER_SUFFIX = ".answer"  # the daemon's reply when it has no such task
@@ -231,17 +233,54 @@ def _retry(workdir: Workdir, task_id: str) -> str:
             "nothing was changed"
         ) from None
     log.info("retry %s: %s is in the inbox", task_id, target.name)
-    return f"re-queued {task_id} (run {run + 1}); earlier results are in {history}"
+    said = f"re-queued {task_id} (run {run + 1}) from {_shown(source)}"
+    if done.get("status") == "rejected":
+        said += (
+            f"; {task_id} was rejected, and this replays that same file: to run a corrected "
+            f"task, simply drop the corrected file into {_shown(workdir.inbox)} with id "
+            f"{task_id} (no retry needed: a rejected result gives way to it)"
+        )
+    return f"{said}; earlier results are in {_shown(history)}"
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can type it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _runs_kept(history: Path, task_id: str) -> int:
     """The highest run number of `task_id` in history/ (0 when none)."""
     runs = [0]
-    for path in history.glob(f"{glob.escape(task_id)}.*.result.yaml"):
-        number = path.name.removeprefix(f"{task_id}.").removesuffix(".result.yaml")
+    for path in history.glob(f"{glob.escape(task_id)}.*{RESULT_SUFFIX}"):
+        number = path.name.removeprefix(f"{task_id}.").removesuffix(RESULT_SUFFIX)
         if number.isdigit():
             runs.append(int(number))
     return max(runs)
+
+
+def move_to_history(workdir: Workdir, task_id: str) -> int | None:
+    """Move the result of `task_id` to history/ under the next free run number, as
+    `retry` keeps earlier results; return that number (None when there is no result).
+    For the daemon, which takes no commands lock: the result is linked under its new
+    name, then unlinked, so a result kept by a concurrent `retry` is never replaced
+    (a crash between the two leaves a copy in history/ and the result in place)."""
+    source = workdir.result_path(task_id)
+    history = workdir.outbox / "history"
+    history.mkdir(exist_ok=True)
+    run = _runs_kept(history, task_id) + 1
+    while True:
+        try:
+            os.link(source, history / f"{task_id}.{run}{RESULT_SUFFIX}")
+        except FileExistsError:
+            run += 1
+            continue
+        except FileNotFoundError:
+            return None
+        source.unlink(missing_ok=True)
+        return run
 
 
 def _read_mapping(path: Path, what: str) -> dict[str, Any] | None:

@@ -13,11 +13,11 @@ import errno
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from orchestrator import workflow
+from orchestrator import control, workflow
 from orchestrator.engine import iso, now_utc
 from orchestrator.errors import TaskRejected
 from orchestrator.jobs import Job
@@ -28,14 +28,14 @@ from orchestrator.tasks import (
     Task,
     compose_prompt,
     id_problem,
-    load_mapping,
+    load_task,
     parse_task,
     read_profile,
 )
-from orchestrator.workdir import StillWriting, read_task_file
+from orchestrator.workdir import StillWriting, read_status, read_task_file
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     from orchestrator.config import Config
@@ -74,6 +74,7 @@ class Intake:
         self.order = itertools.count()  # ties in priority and age: first come, first run
         self.deferred: dict[Path, float] = {}  # claimed files still being written
         self.profiles: dict[str, str | None] = {}
+        self.unwritten: set[str] = set()  # ids of rejections delivered, maybe not written
 
     async def retry_deferred(self) -> None:
         """Files that were still being written when claimed: look again shortly."""
@@ -89,7 +90,8 @@ class Intake:
     def admit(self, path: Path, *, recovered: bool = False) -> None:
         """Parse a claimed file and queue it (a rejection is queued too: it needs a result)."""
         name = path.name
-        default_id = path.stem
+        result_id = path.stem  # the file's own id once it is read
+        notices: list[str] = []  # what reading it noticed, kept by a rejection too
         try:
             try:
                 data, stat = read_task_file(path)
@@ -97,18 +99,19 @@ class Intake:
                 self.deferred.setdefault(path, time.monotonic())
                 return
             try:
-                raw = load_mapping(data, name)
+                raw, notices = load_task(data, name)
             except TaskRejected as rejected:
                 if rejected.kind in HALF_WRITTEN and time.time() - stat.st_mtime < SETTLE_S:
                     self.deferred.setdefault(path, time.monotonic())  # maybe half-written
                     return
                 raise
             self.deferred.pop(path, None)
-            task = parse_task(raw, default_id, name, self.config)
+            result_id = _given_id(raw, result_id)
+            task = parse_task(raw, path.stem, name, self.config, notices)
             if recovered and self.workdir.result_path(task.id).exists():
                 self._archive_recovered(task, path)
                 return
-            self._check_duplicate(task, path)
+            replaces = self._check_duplicate(task, path)
             prompt = compose_prompt(
                 task,
                 self.config.root,
@@ -116,9 +119,11 @@ class Intake:
                 self._profile(task.agent),
                 self._instructions(task.agent),
             )
+            if replaces:
+                self._replace_rejection(task, path)
         except TaskRejected as rejected:
             self.deferred.pop(path, None)
-            self._reject(path, default_id, rejected)
+            self._reject(path, result_id, rejected, notices)
             return
         except OSError as exc:
             if exc.errno in TRANSIENT_ERRNOS:  # out of descriptors or memory: look again
@@ -128,7 +133,7 @@ class Intake:
             self.deferred.pop(path, None)
             self._reject(
                 path,
-                default_id,
+                result_id,
                 TaskRejected(
                     "unreadable_file",
                     f"{name} cannot be read: {exc}",
@@ -202,38 +207,86 @@ class Intake:
     def _reject_job(self, job: Job, rejected: TaskRejected) -> None:
         assert job.task is not None
         self.book.in_flight.discard(job.task.id)
-        self._reject(job.path, job.task.id, rejected)
+        self._reject(job.path, job.task.id, rejected, job.task.read_warnings)
 
-    def _check_duplicate(self, task: Task, path: Path) -> None:
-        if self.workdir.result_path(task.id).exists():
-            raise TaskRejected(
-                "duplicate_id",
-                f"{path.name}: a task with id {task.id!r} already has a result",
-                f"use `orchestrator retry {task.id}` to run it again, or give the task a new id",
-            )
+    def _check_duplicate(self, task: Task, path: Path) -> bool:
+        """Refuse an id that already has a result or is in flight; True when its result
+        is only a rejection, which a corrected file replaces (a rejection reserves no id)."""
         if task.id in self.book.in_flight:
             raise TaskRejected(
                 "duplicate_id",
                 f"{path.name}: a task with id {task.id!r} is already queued",
                 "give the task a new id",
             )
+        status = read_status(self.workdir.result_path(task.id))
+        if status == "rejected":
+            return True
+        if status is not None or self.workdir.result_path(task.id).exists():
+            raise TaskRejected(
+                "duplicate_id",
+                f"{path.name}: a task with id {task.id!r} already has a result ({status})",
+                f"use `orchestrator retry {task.id}` to run it again, or give the task a new id",
+            )
+        return False
 
-    def _reject(self, path: Path, default_id: str, rejected: TaskRejected) -> None:
-        """Deliver a rejection, named after the file's id (made safe; a new name when that
-        id already has a result, so no earlier result is overwritten)."""
+    def _replace_rejection(self, task: Task, path: Path) -> None:
+        """A corrected file for a rejected id: the rejection moves to history/ (as `retry`
+        keeps earlier results) and the new result lists it in `previous_results`."""
+        try:
+            run = control.move_to_history(self.workdir, task.id)
+        except OSError as exc:
+            raise TaskRejected(
+                "duplicate_id",
+                f"{path.name}: the rejected result of {task.id!r} could not be moved to "
+                f"{self.workdir.outbox / 'history'} ({exc.strerror}) to make way for it",
+                "check the disk and the permissions of work/outbox, then submit it again",
+            ) from None
+        if run is not None:
+            log.info(
+                "%s: a corrected file replaces its rejection (now history run %d)", task.id, run
+            )
+            task.retry = max(task.retry, run)
+
+    def _reject(
+        self, path: Path, result_id: str, rejected: TaskRejected, warnings: Sequence[str] = ()
+    ) -> None:
+        """Deliver a rejection, named after the file's id (made safe; a new name when
+        that id has a result, or one on its way, that is not a rejection)."""
         log.warning("rejected %s: %s", path.name, rejected)
-        result_id = default_id if id_problem(default_id) is None else _safe_id(default_id)
-        if rejected.kind == "duplicate_id" or self.workdir.result_path(result_id).exists():
+        if id_problem(result_id) is not None:
+            result_id = _safe_id(result_id)
+        if not self._free_for_rejection(result_id, rejected.kind):
             result_id = f"{result_id}.rejected-{now_utc().strftime('%Y%m%dT%H%M%S%f')}"
+        self.unwritten.add(result_id)
         result = Result(
             id=result_id,
             status="rejected",
             error=error_info(rejected.kind, rejected.message, rejected.hint),
+            warnings=list(warnings),
             started_at=iso(now_utc()),
             finished_at=iso(now_utc()),
             duration_ms=0,
         )
         self.deliver(self.verdict(path, result))
+
+    def _free_for_rejection(self, result_id: str, kind: str) -> bool:
+        """Whether a rejection may take the plain name `<id>.result.yaml`: not for a
+        duplicate, nor while a task of that id is in flight or its rejection is still on
+        its way to outbox/; over an earlier rejection, which moves to history/ (a file
+        rejected again replaces its rejection, as a corrected one does)."""
+        if kind == "duplicate_id" or result_id in self.book.in_flight:
+            return False
+        path = self.workdir.result_path(result_id)
+        if not path.exists():
+            return result_id not in self.unwritten
+        self.unwritten.discard(result_id)  # written by now
+        if read_status(path) != "rejected":
+            return False
+        try:
+            return control.move_to_history(self.workdir, result_id) is not None
+        except OSError as exc:
+            log.warning("cannot move the rejection of %s to history: %s", result_id, exc)
+            return False
 
     def _instructions(self, agent: str) -> str | None:
         allowed = self.config.agents[agent].handoff_to
@@ -243,6 +296,16 @@ class Intake:
         if agent not in self.profiles:
             self.profiles[agent] = read_profile(self.config, agent)
         return self.profiles[agent]
+
+
+def _given_id(raw: Mapping[str, Any], file_id: str) -> str:
+    """The id a task file gives itself when it is a safe one, else its file name's: a
+    rejection is named after it, so a corrected file with that id finds it."""
+    given = raw.get("id", file_id)
+    if isinstance(given, str | int) and not isinstance(given, bool):
+        given = str(given)
+        return given if id_problem(given) is None else file_id
+    return file_id
 
 
 def _safe_id(raw: str) -> str:

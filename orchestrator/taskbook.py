@@ -88,9 +88,15 @@ class TaskBook:
         )
 
     def handoff(self, job: Job, result: Result) -> tuple[Path, str] | None:
-        """The follow-up task file a succeeded task hands off to, when it asks for one: in
-        its task file's `result:` block, or (for agents with `handoff_to`) in its answer."""
+        """What the book settles about a result before it is written (the daemon asks it
+        for every job): the warnings from reading the task file go first in the result's
+        `warnings`; and the follow-up task file a succeeded task hands off to, when it
+        asks for one: in its task file's `result:` block, or (for agents with
+        `handoff_to`) in its answer."""
         task = job.task
+        if task is not None:
+            noticed = [w for w in task.read_warnings if w not in result.warnings]
+            result.warnings[:0] = noticed
         if task is None or result.status != "succeeded":
             return None
         allowed = self.config.agents[task.agent].handoff_to
