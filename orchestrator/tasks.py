@@ -297,7 +297,9 @@ def parse_task(
 
 def _checked_id(task_id: object, name: str) -> str:
     if not isinstance(task_id, str | int) or isinstance(task_id, bool):
-        raise TaskRejected("unsafe_id", f"{name}: id must be a string", "write id: my-task-name")
+        raise TaskRejected(
+            "unsafe_id", f"{name}: id is {shown(task_id)}, not text", "write e.g. `id: my-task`"
+        )
     task_id = str(task_id)
     if (why := id_problem(task_id)) is not None:
         raise TaskRejected(

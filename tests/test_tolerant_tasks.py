@@ -320,3 +320,9 @@ def test_shapes_that_used_to_be_rejected_are_read(config: Config) -> None:
     ):
         task = parse(config, f"agent: worker\nprompt: x\n{text}\n")
         assert task.id == "t", text
+
+
+def test_an_id_that_is_not_text_is_shown(config: Config) -> None:
+    error = rejection(config, "agent: worker\nprompt: x\nid: [a, b]\n", "f.yaml")
+    assert (error.kind, error.message) == ("unsafe_id", "f.yaml: id is [a, b], not text")
+    assert "id: my-task" in error.hint
