@@ -472,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    if args.profile:  # for every part that reads policies, and for a daemon's children
+        os.environ["ORCHESTRATOR_PROFILE"] = args.profile
     try:
         code: int = args.handler(args)
         sys.stdout.flush()  # a reader that has gone shows here, not in a warning at exit

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from orchestrator.configdirs import CONFIG_FILES as CONFIG_FILES
-from orchestrator.configdirs import Sources, locate
+from orchestrator.configdirs import PROFILE_ENV, Sources, locate
 from orchestrator.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
@@ -393,7 +393,6 @@ def _parse(model: type[_M], data: Any, display: str, problems: list[ConfigProble
         return None
 
 
-PROFILE_ENV = "ORCHESTRATOR_PROFILE"
 THIS_OS = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(sys.platform, "linux")
 
 

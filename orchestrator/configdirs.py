@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 APP = "orchestrator"
 ENV_VAR = "ORCHESTRATOR_CONFIG_DIR"
+PROFILE_ENV = "ORCHESTRATOR_PROFILE"  # the policies profile in force
 CONFIG_FILES = ("agents.yaml", "tools.yaml", "models.yaml", "policies.yaml")
 INIT_HINT = "run `orchestrator init` to write a default config"
 

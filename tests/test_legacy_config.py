@@ -235,6 +235,19 @@ def test_profiles_choose_the_policies(tmp_path: Path) -> None:
     assert "did you mean 'production'?" in wrong.stderr
 
 
+def test_status_shows_the_budgets_of_the_profile_in_force(tmp_path: Path) -> None:
+    """status reads budgets without validating the config: the older schema and profiles
+    must reach it too."""
+    root = seed_workspace(tmp_path)
+    assert "today       $0.00 / $10.00" in ok(root, "status")
+    assert "this month  $0.00 / $200.00" in ok(root, "status")
+    production = ok(root, "status", "--profile", "production")
+    assert "today       $0.00 / $50.00" in production
+    assert "this month  $0.00 (no budget)" in production
+    env = cli_env(tmp_path, {"ORCHESTRATOR_PROFILE": "development"})
+    assert "today       $0.00 / $2.00" in ok(root, "status", env=env)
+
+
 def test_rate_limits_per_hour_are_enforced_per_provider(tmp_path: Path) -> None:
     """rate_limiting.max_requests_per_hour: at most that many starts in any hour (here 3
     for the provider openai, whichever of its models)."""

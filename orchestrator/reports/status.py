@@ -13,9 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from orchestrator.errors import TelemetryUnusable
+from orchestrator.errors import OrchestratorError, TelemetryUnusable
 from orchestrator.policy import period_bounds
 from orchestrator.telemetry.store import (
     connect,
@@ -42,12 +40,22 @@ class BudgetView:
 
 
 def read_budgets(root: Path) -> BudgetView:
-    """The budgets of config/policies.yaml, read without the full config validation."""
+    """The budgets in force, read without the full config validation: config/policies.yaml
+    over the user folder's, converted when in the older schema, with the profile
+    ORCHESTRATOR_PROFILE names laid over them."""
+    from orchestrator.configdirs import PROFILE_ENV, locate, merge
+
     try:
-        data = yaml.safe_load((root / "config" / "policies.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = locate(root).data("policies.yaml")
+    except (OrchestratorError, OSError):
         data = None
-    budgets = (data or {}).get("budgets") or {} if isinstance(data, dict) else {}
+    data = data if isinstance(data, dict) else {}
+    profiles = data.get("profiles")
+    overlay = profiles.get(os.environ.get(PROFILE_ENV, "")) if isinstance(profiles, dict) else None
+    if isinstance(overlay, dict):
+        data = merge(data, overlay)
+    budgets = data.get("budgets")
+    budgets = budgets if isinstance(budgets, dict) else {}
     return BudgetView(
         daily_usd=budgets.get("daily_usd"),
         monthly_usd=budgets.get("monthly_usd"),
