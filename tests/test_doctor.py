@@ -202,9 +202,11 @@ def test_runs_that_cannot_use_a_login_need_the_key(workspace: Path) -> None:
     for folder, name in ((".claude", ".credentials.json"), (".codex", "auth.json")):
         (home / folder).mkdir(parents=True)
         (home / folder / name).write_text("{}")
-    tools = real_tools(
-        **{"claude-code": {"extra_args": ["--bare"]}, "codex": {"base_url": "http://x/v1"}}
-    )
+    overrides: dict[str, dict[str, Any]] = {
+        "claude-code": {"extra_args": ["--bare"]},
+        "codex": {"base_url": "http://x/v1"},
+    }
+    tools = real_tools(**overrides)
     del tools["gemini"]
     done = doctor(workspace, tools, {})
     assert done.returncode == 1

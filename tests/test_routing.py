@@ -185,7 +185,7 @@ def with_models(config: Any, **changes: dict[str, Any]) -> Any:
     """`config` with models changed or added, past the checks of loading."""
     models = dict(config.models)
     for name, fields in changes.items():
-        models[name] = models.get(name, models["new"]).model_copy(update=fields)
+        models[name] = (models.get(name) or models["new"]).model_copy(update=fields)
     return config.model_copy(update={"models": models})
 
 

@@ -106,7 +106,7 @@ def test_id_defaults_to_the_file_name(config: Config) -> None:
         (f"agent: worker\nid: {'x' * 161}\n", "unsafe_id", "at most 160"),
         (f"agent: worker\nid: {'я' * 81}\n", "unsafe_id", "162 bytes long in UTF-8"),
         ("agent: worker\nid: -rf\n", "unsafe_id", "starts with '-'"),
-        ("agent: worker\npriority: urgent\n", "invalid_field", "critical, high, normal, low"),
+        ("agent: worker\npriority: someday\n", "invalid_field", "critical, high, normal, low"),
         ("agent: worker\ntimeout: soon\n", "invalid_field", "30s, 15m or 1h"),
         ("agent: worker\ntool: nope\n", "unknown_tool", "valid names"),
         (
