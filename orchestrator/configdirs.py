@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from orchestrator.errors import ConfigError, ConfigProblem
+from orchestrator.taskyaml import RepeatNoticingLoader
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -195,8 +196,11 @@ def _not_found_hint(found: list[Folder]) -> str:
 def read_yaml(path: Path, display: str) -> tuple[Any, list[ConfigProblem]]:
     """A config file's mapping (None when unreadable) and its problems, named `display`."""
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        loader = RepeatNoticingLoader(path.read_text(encoding="utf-8"))
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -210,28 +214,8 @@ def read_yaml(path: Path, display: str) -> tuple[Any, list[ConfigProblem]]:
         kind = type(data).__name__
         return None, [ConfigProblem(display, "", f"expected a mapping, got a {kind}", "fix it")]
     twice = [
-        ConfigProblem(display, field, f"written twice (lines {first} and {line})",
+        ConfigProblem(display, "", f"key {key!a} is written twice (lines {first} and {line})",
                       "keep one: YAML would silently use the last")
-        for field, first, line in repeated_keys(yaml.compose(text))
+        for key, first, line in loader.repeated
     ]  # fmt: skip
     return (None if twice else data), twice
-
-
-def repeated_keys(node: yaml.Node | None, path: str = "") -> list[tuple[str, int, int]]:
-    """Keys written twice in one mapping of a composed YAML document, anywhere in it:
-    (field path, first line, repeated line)."""
-    found: list[tuple[str, int, int]] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            field = f"{path}.{name}" if path else name
-            line = key.start_mark.line + 1
-            if name in seen:
-                found.append((field, seen[name], line))
-            seen.setdefault(name, line)
-            found += repeated_keys(value, field)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found += repeated_keys(item, f"{path}[{i}]")
-    return found

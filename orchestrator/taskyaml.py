@@ -20,13 +20,14 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 
 
-class _TaskLoader(_Loader):  # type: ignore[misc]
+class RepeatNoticingLoader(_Loader):  # type: ignore[misc]
     """The safe loader (its C parser when PyYAML has one) that also notes every key
-    written twice in one mapping, nested ones included; the last value still wins."""
+    written twice in one mapping, nested ones included, as (key, first line, line); the
+    last value still wins. Config files use it too."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self.repeated: list[str] = []
+        self.repeated: list[tuple[str, int, int]] = []
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         # Looked at before the merge keys (`<<: *base`) are flattened in: a key that
@@ -38,10 +39,7 @@ class _TaskLoader(_Loader):  # type: ignore[misc]
             line = key_node.start_mark.line + 1
             key = (key_node.tag, key_node.value)
             if key in first_line:
-                self.repeated.append(
-                    f"key {key_node.value!r} is written twice (lines {first_line[key]} and "
-                    f"{line}): the value at line {line} is used"
-                )
+                self.repeated.append((str(key_node.value), first_line[key], line))
             first_line.setdefault(key, line)
         return super().construct_mapping(node, deep)
 
@@ -107,7 +105,7 @@ def load_task(data: bytes, name: str) -> tuple[dict[str, Any], list[str]]:
         )
     text = decode_text(data, name)
     _check_aliases(text, name)
-    loader = _TaskLoader(text)
+    loader = RepeatNoticingLoader(text)
     try:
         loaded = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -129,7 +127,11 @@ def load_task(data: bytes, name: str) -> tuple[dict[str, Any], list[str]]:
             f"{name}: expected a mapping of keys (agent:, prompt:, ...), got {kind}",
             "write the task as `key: value` lines with at least `agent:`",
         )
-    return {str(k): v for k, v in loaded.items()}, loader.repeated
+    twice = [
+        f"key {key!r} is written twice (lines {first} and {line}): the value at line {line} is used"
+        for key, first, line in loader.repeated
+    ]
+    return {str(k): v for k, v in loaded.items()}, twice
 
 
 def load_mapping(data: bytes, name: str) -> dict[str, Any]:

@@ -365,6 +365,6 @@ def test_a_key_written_twice_in_config_is_an_error(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace(once, once + "    daily_budget_usd: 5\n"))
     done = orchestrator(root, "config", "validate")
     assert done.returncode == 1
-    assert "config/policies.yaml: policies.production.daily_budget_usd: written twice" in (
+    assert "config/policies.yaml: key 'daily_budget_usd' is written twice (lines 13 and 14)" in (
         done.stderr
     )
