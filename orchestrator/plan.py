@@ -12,7 +12,7 @@ from orchestrator.attempt import weigh_justification
 from orchestrator.engine import Engine
 from orchestrator.errors import TaskRejected
 from orchestrator.policy import estimate_tokens
-from orchestrator.tasks import compose_prompt, load_mapping, parse_task, read_profile
+from orchestrator.tasks import compose_prompt, load_task, parse_task, read_profile
 from orchestrator.workdir import StillWriting, Workdir, read_task_file
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class PlanLine:
     steps: Sequence[Step] = ()
     prompt_tokens: int = 0
     rejection: str | None = None
+    warnings: Sequence[str] = ()  # from reading the file (prose prerequisites, typos, ...)
 
 
 def plan_inbox(config: Config) -> list[PlanLine]:
@@ -52,7 +53,8 @@ def plan_inbox(config: Config) -> list[PlanLine]:
 def _plan_file(config: Config, engine: Engine, path: Path) -> PlanLine:
     try:
         data, _ = read_task_file(path)
-        task = parse_task(load_mapping(data, path.name), path.stem, path.name, config)
+        raw, repeated = load_task(data, path.name)
+        task = parse_task(raw, path.stem, path.name, config, repeated)
         agent = config.agents[task.agent]
         profile = read_profile(config, task.agent)
         handoffs = workflow.instructions(agent.handoff_to) if agent.handoff_to else None
@@ -74,7 +76,7 @@ def _plan_file(config: Config, engine: Engine, path: Path) -> PlanLine:
              engine.estimate(a, tokens))
         for a in chain
     ]  # fmt: skip
-    return PlanLine(path.name, task.id, task.agent, steps, tokens)
+    return PlanLine(path.name, task.id, task.agent, steps, tokens, None, task.read_warnings)
 
 
 def _reason(attempt: Attempt, over: Mapping[tuple[str, str | None], str]) -> str:
@@ -95,6 +97,7 @@ def render_plan(lines: list[PlanLine]) -> str:
             f"{line.file}: task {line.task_id}, agent {line.agent}, "
             f"prompt ~{line.prompt_tokens} tokens"
         )
+        out += [f"  warning: {warning}" for warning in line.warnings]
         for n, step in enumerate(line.steps, 1):
             cost = (
                 f"~${step.estimate_usd:.4f}" if step.estimate_usd is not None else "price unknown"

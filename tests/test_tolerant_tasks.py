@@ -326,3 +326,16 @@ def test_an_id_that_is_not_text_is_shown(config: Config) -> None:
     error = rejection(config, "agent: worker\nprompt: x\nid: [a, b]\n", "f.yaml")
     assert (error.kind, error.message) == ("unsafe_id", "f.yaml: id is [a, b], not text")
     assert "id: my-task" in error.hint
+
+
+def test_dry_run_shows_what_reading_the_file_noticed(workspace: Path) -> None:
+    """`run --dry-run` prints the warnings the result would carry, before anything runs."""
+    drop_task(
+        workspace,
+        "t.yaml",
+        "agent: worker\npromt: hi\ntitle: a title\ndependencies: ['DDR-011 (completed)']\n",
+    )
+    done = orchestrator(workspace, "run", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "  warning: unknown key 'promt': did you mean 'prompt'?" in done.stdout
+    assert "  warning: dependency 'DDR-011 (completed)' cannot be a task id" in done.stdout
