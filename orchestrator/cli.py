@@ -167,7 +167,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     import anyio
 
     from orchestrator import reaper
-    from orchestrator.submit import exec_task, failure_lines
+    from orchestrator.foreground import exec_task, failure_lines
 
     if args.force != (args.justification is not None):
         args.usage_error("--force and --justification TEXT go together")

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orchestrator.config import load_config
-from orchestrator.submit import exec_task
+from orchestrator.foreground import exec_task
 from orchestrator.telemetry.store import connect
 from tests.conftest import base_config, cli_env, drop_task, orchestrator, write_config
 
