@@ -129,6 +129,8 @@ class ToolConfig(Strict):
     models: list[str] = Field(default_factory=list)
     env: list[str] = Field(default_factory=list)
     timeout: Duration = 600.0
+    # No output byte for this long ends the run as `stalled` (None: the built-in default).
+    idle_timeout: Duration | None = None
     max_concurrency: int = Field(default=4, ge=1)
     rate_limit: RateLimit | None = None
     # Options of the real agent CLIs (see docs/tools.md); safe defaults, no bypass.
@@ -190,6 +192,8 @@ class AgentConfig(Strict):
     fallback_chain: list[str] = Field(default_factory=list)
     profile: str | None = None
     handoff_to: list[str] = Field(default_factory=list)  # agents it may hand work to
+    # worktree: each task runs in a git worktree of its own, on branch orchestrator/<id>
+    isolation: Literal["none", "worktree"] = "none"
     # Descriptive: shown by `config validate`, not acted on.
     capabilities: list[str] = Field(default_factory=list)
     note: str | None = None

@@ -147,6 +147,8 @@ class Task(BaseModel):
     tool: str | None = None
     model: str | None = None
     timeout: Duration | None = None
+    idle_timeout: Duration | None = None  # overrides the tool's
+    base: str | None = None  # the git ref an isolated (worktree) task starts from
     budget_usd: float | None = Field(default=None, ge=0)
     justification: str | None = None  # why a task above require_justification_over_usd runs
     chain_id: str | None = None

@@ -34,6 +34,7 @@ class ErrorKind(StrEnum):
     SIGNAL = "killed_by_signal"
     BAD_OUTPUT = "bad_output"
     CANCELLED = "cancelled"
+    STALLED = "stalled"  # no output for idle_timeout: killed, like a timeout
 
 
 # Failures that are the tool's or the provider's problem: the next tool in the chain may work.
@@ -45,6 +46,7 @@ FALLBACK_KINDS = frozenset(
         ErrorKind.CONNECTION,
         ErrorKind.AUTH,
         ErrorKind.TIMEOUT,
+        ErrorKind.STALLED,
         ErrorKind.MISSING_BINARY,
         ErrorKind.NOT_EXECUTABLE,
         ErrorKind.EXIT,
