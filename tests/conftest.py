@@ -99,6 +99,20 @@ def base_config() -> dict[str, dict[str, Any]]:
     }
 
 
+def pricey_files(**budgets: Any) -> dict[str, dict[str, Any]]:
+    """base_config with agent `worker` preferring `pricey` ($1000 per million tokens in and
+    out), budget estimates counting 100 output tokens, and `budgets` on top."""
+    files = base_config()
+    files["models.yaml"]["models"]["pricey"] = {
+        "provider": "test",
+        "price_per_mtok": {"input": 1000, "output": 1000},
+    }
+    files["tools.yaml"]["tools"]["fake"]["models"].append("pricey")
+    files["agents.yaml"]["agents"]["worker"]["preferred_model"] = "pricey"
+    files["policies.yaml"]["budgets"] = {"estimated_output_tokens": 100, **budgets}
+    return files
+
+
 def write_config(root: Path, files: dict[str, Any]) -> None:
     (root / "config").mkdir(parents=True, exist_ok=True)
     for name, data in files.items():

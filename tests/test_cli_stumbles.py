@@ -20,6 +20,7 @@ from tests.conftest import (
     base_config,
     cli_env,
     orchestrator,
+    pricey_files,
     result,
     spawn,
     write_config,
@@ -178,18 +179,7 @@ OVER = (
 
 
 def justification_config(root: Path, threshold: float) -> None:
-    files = base_config()
-    files["models.yaml"]["models"]["pricey"] = {
-        "provider": "test",
-        "price_per_mtok": {"input": 1000, "output": 1000},
-    }
-    files["tools.yaml"]["tools"]["fake"]["models"].append("pricey")
-    files["agents.yaml"]["agents"]["worker"]["preferred_model"] = "pricey"
-    files["policies.yaml"]["budgets"] = {
-        "estimated_output_tokens": 100,
-        "require_justification_over_usd": threshold,
-    }
-    write_config(root, files)
+    write_config(root, pricey_files(require_justification_over_usd=threshold))
 
 
 def rows(root: Path) -> list[dict[str, Any]]:

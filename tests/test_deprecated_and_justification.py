@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator.telemetry.store import connect
 from tests.conftest import base_config, drop_task, orchestrator, result, write_config
+from tests.conftest import pricey_files as base_pricey_files
 
 # 401 characters once composed: 101 prompt tokens + 100 estimated output tokens at $1000
 # per million: an estimate of $0.2010 (the fake tool reports 100 + 100 tokens: $0.2000).
@@ -142,19 +143,7 @@ def test_a_deprecated_model_without_successor_runs_with_a_warning(workspace: Pat
 
 def pricey_files(threshold: float | None, **budgets: Any) -> dict[str, Any]:
     """Agent `worker` prefers `pricey` ($1000 per million tokens in and out)."""
-    files = base_config()
-    files["models.yaml"]["models"]["pricey"] = {
-        "provider": "test",
-        "price_per_mtok": {"input": 1000, "output": 1000},
-    }
-    files["tools.yaml"]["tools"]["fake"]["models"].append("pricey")
-    files["agents.yaml"]["agents"]["worker"]["preferred_model"] = "pricey"
-    files["policies.yaml"]["budgets"] = {
-        "estimated_output_tokens": 100,
-        "require_justification_over_usd": threshold,
-        **budgets,
-    }
-    return files
+    return base_pricey_files(require_justification_over_usd=threshold, **budgets)
 
 
 def pricey_config(root: Path, threshold: float | None, **budgets: Any) -> None:

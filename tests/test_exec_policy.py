@@ -21,7 +21,7 @@ import pytest
 from orchestrator.config import load_config
 from orchestrator.foreground import exec_task
 from orchestrator.telemetry.store import connect
-from tests.conftest import base_config, cli_env, drop_task, orchestrator, write_config
+from tests.conftest import base_config, cli_env, drop_task, orchestrator, pricey_files, write_config
 
 ZONE = "Europe/Berlin"
 # 401 characters once composed: 101 prompt tokens + 100 estimated output tokens at $1000
@@ -33,20 +33,7 @@ ANSWER = PROMPT + "\n\n"  # the fake tool echoes the prompt, which ends in a new
 
 
 def budget_config(root: Path, **budgets: Any) -> None:
-    files = base_config()
-    files["models.yaml"]["models"]["pricey"] = {
-        "provider": "test",
-        "price_per_mtok": {"input": 1000, "output": 1000},
-    }
-    files["tools.yaml"]["tools"]["fake"]["models"].append("pricey")
-    files["agents.yaml"]["agents"]["worker"]["preferred_model"] = "pricey"
-    files["policies.yaml"]["budgets"] = {
-        "estimated_output_tokens": 100,
-        "warn_at_percent": 50,
-        "timezone": ZONE,
-        **budgets,
-    }
-    write_config(root, files)
+    write_config(root, pricey_files(warn_at_percent=50, timezone=ZONE, **budgets))
 
 
 def spend(root: Path, tasks: int) -> None:
