@@ -3,7 +3,7 @@ group, stdout/stderr read concurrently and bounded, a timeout that kills the who
 (SIGTERM, grace, SIGKILL), and an early stop when a line proves the run cannot succeed.
 
 On Linux under asyncio a run is driven by event-loop callbacks on its pipes and a pidfd
-(`_Run`); elsewhere (trio, no pidfds) by anyio's processes. Both behave the same.
+(`leanrun.LeanRun`); elsewhere (trio, no pidfds) by anyio's processes. Both behave the same.
 
 The tools running now are registered in `LIVE_TOOLS`; when a run ends, what escaped its
 process group is swept (see reaper.py).
@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from orchestrator import reaper
+from orchestrator.leanrun import LeanRun, reap, whole_lines
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -115,7 +115,7 @@ async def _pump(
             buffer.add(chunk)
             if watch is None:
                 continue
-            lines, pending = _whole_lines(pending, chunk)
+            lines, pending = whole_lines(pending, chunk)
             if any(watch(line) for line in lines):
                 on_stop()
                 return
@@ -134,138 +134,8 @@ async def _feed(process: Process, data: bytes | None) -> None:
         await stdin.aclose()
 
 
-def _whole_lines(partial: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
-    """The lines `chunk` completes, and what is left of a line not yet ended (its last
-    64 KiB: `watch` looks at the start of lines, as errors put them)."""
-    *lines, rest = (partial + chunk).split(b"\n")
-    return lines, rest[-65536:]
-
-
-def _exit_code(pid: int) -> int:
-    """Reap child `pid` (waiting for it) and return its exit code, negative for a signal."""
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:  # reaped elsewhere: its status is lost (asyncio says 255)
-        return 255
-    return os.waitstatus_to_exitcode(status)
-
-
-class _Run:
-    """One tool process driven by event-loop callbacks (Linux, asyncio): its pipes and a
-    pidfd sit in the loop's selector, with no task per stream and no thread per child.
-    This costs the event loop about half of what asyncio's subprocess transports do."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        proc: subprocess.Popen[bytes],
-        buffers: tuple[BoundedBuffer, BoundedBuffer],
-        watch: Callable[[bytes], bool] | None,
-        stdin: bytes,
-    ) -> None:
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        self.loop = loop
-        self.proc = proc
-        self.streams = {proc.stdout.fileno(): buffers[0], proc.stderr.fileno(): buffers[1]}
-        self.files = {proc.stdout.fileno(): proc.stdout, proc.stderr.fileno(): proc.stderr}
-        self.partial = dict.fromkeys(self.streams, b"")  # a line not yet ended, per stream
-        self.watch = watch
-        self.stdin = memoryview(stdin)
-        self.writing = False
-        self.code: int | None = None  # the exit code, once reaped
-        self.stopped = False  # `watch` asked to stop
-        self.watching = False  # for the exit (a pidfd in the loop, or a thread)
-        self.wake = anyio.Event()
-
-    def start(self) -> None:
-        try:
-            pidfd = os.pidfd_open(self.proc.pid)
-        except OSError:  # e.g. out of file descriptors: wait in a thread
-            threading.Thread(target=self._wait_in_thread, daemon=True).start()
-        else:
-            self.loop.add_reader(pidfd, self._exited, pidfd)
-        self.watching = True
-        for fd in self.streams:
-            os.set_blocking(fd, False)
-            self.loop.add_reader(fd, self._read, fd)
-        assert self.proc.stdin is not None
-        os.set_blocking(self.proc.stdin.fileno(), False)
-        self._write()
-
-    async def until(self, done: Callable[[], bool]) -> None:
-        while not done():
-            self.wake = anyio.Event()
-            await self.wake.wait()
-
-    def _write(self) -> None:
-        stdin = self.proc.stdin
-        assert stdin is not None
-        while self.stdin:
-            try:
-                written = os.write(stdin.fileno(), self.stdin)
-            except BlockingIOError:  # the pipe is full: go on when the tool has read
-                if not self.writing:
-                    self.loop.add_writer(stdin.fileno(), self._write)
-                    self.writing = True
-                return
-            except OSError:  # the tool closed its stdin (EPIPE)
-                break
-            self.stdin = self.stdin[written:]
-        self._close_stdin()
-
-    def _close_stdin(self) -> None:
-        stdin = self.proc.stdin
-        if stdin is not None and not stdin.closed:
-            if self.writing:
-                self.loop.remove_writer(stdin.fileno())
-                self.writing = False
-            stdin.close()
-
-    def _read(self, fd: int) -> None:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._close_stream(fd)
-            self.wake.set()
-            return
-        self.streams[fd].add(chunk)
-        if self.watch is None or self.stopped:
-            return
-        lines, self.partial[fd] = _whole_lines(self.partial[fd], chunk)
-        if any(self.watch(line) for line in lines):
-            self.stopped = True
-            self.wake.set()
-
-    def _close_stream(self, fd: int) -> None:
-        self.loop.remove_reader(fd)
-        del self.streams[fd]
-        self.files.pop(fd).close()  # through its file object only: never closed twice
-
-    def stop_reading(self) -> None:
-        for fd in list(self.streams):
-            self._close_stream(fd)
-        self._close_stdin()
-
-    def _exited(self, pidfd: int) -> None:
-        self.loop.remove_reader(pidfd)
-        os.close(pidfd)
-        self.reaped(_exit_code(self.proc.pid))
-
-    def _wait_in_thread(self) -> None:
-        code = _exit_code(self.proc.pid)
-        self.loop.call_soon_threadsafe(self.reaped, code)
-
-    def reaped(self, code: int) -> None:
-        self.code = self.proc.returncode = code
-        self.wake.set()
-
-
 def _lean_runs() -> bool:
-    """Can tools run as `_Run`s here: an asyncio loop, and pidfds (Linux 5.3+)?"""
+    """Can tools run as `LeanRun`s here: an asyncio loop, and pidfds (Linux 5.3+)?"""
     global _PIDFDS
     try:
         asyncio.get_running_loop()
@@ -356,7 +226,7 @@ async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Out
         bufsize=0,
     )
     LIVE_TOOLS.leaders.add(proc.pid)
-    run = _Run(asyncio.get_running_loop(), proc, (out, err), spec.watch, spec.stdin)
+    run = LeanRun(asyncio.get_running_loop(), proc, (out, err), spec.watch, spec.stdin)
     timed_out = False
     try:
         run.start()
@@ -376,7 +246,7 @@ async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Out
                     await run.until(lambda: run.code is not None)
             kill_group(proc.pid, signal.SIGKILL)
             if not run.watching:  # start() failed before it watched for the exit
-                run.reaped(_exit_code(proc.pid))
+                run.reaped(reap(proc.pid))
             await run.until(lambda: run.code is not None)
             LIVE_TOOLS.leaders.discard(proc.pid)
     return run.code, timed_out, run.stopped
