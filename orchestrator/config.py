@@ -231,7 +231,8 @@ class CostOptimization(Strict):
 
 class Retries(Strict):
     max_attempts: int = Field(default=3, ge=1)  # attempts per task, the fallback chain included
-    backoff: Pause = 2.0
+    backoff: Pause = 2.0  # before the next pass over the chain; doubles each pass
+    backoff_max: Pause = 300.0  # the cap of that growth (each wait is jittered below it)
     quarantine_after: int = Field(default=5, ge=1)  # runs cut short (daemon died) before giving up
 
 
@@ -258,6 +259,23 @@ class PoliciesFile(Strict):
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+# --- schedules.yaml (optional) ---------------------------------------------------------
+
+
+class Schedule(Strict):
+    """A recurring task: `task` (a task file's keys) written into the inbox at each slot
+    of the cron expression `cron`, in the budgets' time zone."""
+
+    cron: str
+    task: dict[str, Any]
+    enabled: bool = True
+    note: str | None = None
+
+
+class SchedulesFile(Strict):
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+
+
 class Config(Strict):
     root: Path
     agents: dict[str, AgentConfig]
@@ -265,6 +283,7 @@ class Config(Strict):
     models: dict[str, ModelConfig]
     policies: PoliciesFile
     profile: str | None = None  # the policies profile in force (None: the base policies)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
 
     def known_models(self) -> set[str]:
         """Every model named in models.yaml or under a tool's models."""
@@ -328,6 +347,7 @@ def load_config(root: Path, sources: Sources | None = None, profile: str | None 
         problems.append(
             ConfigProblem("config/policies.yaml", "profiles", f"no profile {profile!a}", hint)
         )
+    schedules = parse(SchedulesFile, "schedules.yaml") if found.data("schedules.yaml") else None
     if problems or agents is None or tools is None or models is None or policies is None:
         raise ConfigError(problems)
     config = Config(
@@ -337,6 +357,7 @@ def load_config(root: Path, sources: Sources | None = None, profile: str | None 
         models=models.models,
         policies=policies,
         profile=profile if profile in profiles else None,
+        schedules=schedules.schedules if schedules else {},
     )
     from orchestrator.crosscheck import cross_check
 

@@ -40,6 +40,7 @@ APP = "orchestrator"
 ENV_VAR = "ORCHESTRATOR_CONFIG_DIR"
 PROFILE_ENV = "ORCHESTRATOR_PROFILE"  # the policies profile in force
 CONFIG_FILES = ("agents.yaml", "tools.yaml", "models.yaml", "policies.yaml")
+OPTIONAL_FILES = ("schedules.yaml",)  # read, like the others, when present
 INIT_HINT = "run `orchestrator init` to write a default config"
 
 
@@ -115,14 +116,14 @@ class Sources:
         from orchestrator.legacy.convert import convert, is_legacy
 
         files: dict[str, Any] = {}
-        for name in CONFIG_FILES:
+        for name in (*CONFIG_FILES, *OPTIONAL_FILES):
             if (folder.path / name).is_file():
                 files[name], problems = read_yaml(folder.path / name, folder.display(name))
                 self.files.append(folder.path / name)
                 self.problems += problems
         older = is_legacy(files)
         for name, data in files.items():
-            if older and data is not None:
+            if older and data is not None and name in CONFIG_FILES:
                 converted = convert(name, data, folder.display(name))
                 data = converted.data
                 self.legacy.append(folder.path / name)
@@ -171,7 +172,8 @@ def locate(
     sources = Sources(folders)
     for folder in found:
         sources.read(folder)
-    sources.files.sort(key=lambda path: CONFIG_FILES.index(path.name))  # file, then layer
+    order = (*CONFIG_FILES, *OPTIONAL_FILES)
+    sources.files.sort(key=lambda path: order.index(path.name))  # file, then layer
     for name in CONFIG_FILES:
         if name not in sources.layers:
             sources.problems.append(ConfigProblem(found[-1].display(name), "", "file not found",

@@ -182,6 +182,21 @@ def retry(root: Path, task_id: str) -> str:
         return _retry(workdir, task_id)
 
 
+def retry_failed(root: Path, since: str | None = None, agent: str | None = None) -> list[str]:
+    """`retry --failed`: re-queue every task whose result says failed, timed out or
+    quarantined (of `agent`, finished since `since`), each as `retry` does; a line each,
+    a task that cannot be re-queued saying why (the others go on)."""
+    from orchestrator.reports.failed import dead_letters
+
+    said = []
+    for letter in dead_letters(root, since, agent):
+        try:
+            said.append(retry(root, letter.id))
+        except UsageError as exc:
+            said.append(f"{letter.id}: not re-queued: {exc}")
+    return said
+
+
 def _retry(workdir: Workdir, task_id: str) -> str:
     """The steps are ordered so that a failure at any of them (a full disk) changes
     nothing: the new task file is written under a pending name first, then the result

@@ -64,7 +64,42 @@ def cross_check(config: Config) -> list[ConfigProblem]:
         for i, arg in enumerate(tool.args):
             problems += _check_placeholders(arg, f"tools.{name}.args[{i}]", tool)
         problems += _check_prompt_position(name, tool)
-    return problems + _check_policies(config) + _check_successors(config)
+    return problems + _check_policies(config) + _check_successors(config) + _check_schedules(config)
+
+
+_SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
+
+
+def _check_schedules(config: Config) -> list[ConfigProblem]:
+    """Each schedule: a name that can start a task id, a cron expression that parses, and
+    a task whose agent exists (the rest of the task is checked when it is written)."""
+    from cronsim import CronSim, CronSimError
+
+    from orchestrator.engine import now_utc
+
+    problems = []
+    file = "config/schedules.yaml"
+    for name, schedule in config.schedules.items():
+        where = f"schedules.{name}"
+        if not _SCHEDULE_NAME.match(name) or ".." in name:
+            hint = "use letters, digits, '-', '_' and '.' (it starts each task's id)"
+            problems.append(ConfigProblem(file, where, f"{name!a} cannot start a task id", hint))
+        try:
+            CronSim(schedule.cron, now_utc())
+        except CronSimError as exc:
+            hint = "five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'"
+            message = f"{schedule.cron!a} is not a cron expression ({exc})"
+            problems.append(ConfigProblem(file, f"{where}.cron", message, hint))
+        agent = schedule.task.get("agent")
+        if not isinstance(agent, str) or agent not in config.agents:
+            problems.append(
+                ConfigProblem(file, f"{where}.task.agent", f"unknown agent {agent!a}",
+                              suggest(str(agent), config.agents))
+            )  # fmt: skip
+        if "id" in schedule.task:
+            hint = "remove it: each slot's task is named <schedule>-<time>"
+            problems.append(ConfigProblem(file, f"{where}.task.id", "set by the schedule", hint))
+    return problems
 
 
 def _check_agents(config: Config) -> list[ConfigProblem]:

@@ -13,6 +13,7 @@ import errno
 import itertools
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -74,6 +75,8 @@ class Intake:
         self.order = itertools.count()  # ties in priority and age: first come, first run
         self.deferred: dict[Path, float] = {}  # claimed files still being written
         self.profiles: dict[str, str | None] = {}
+        self.timed: dict[str, tuple[float, Job]] = {}  # not_before in the future: id → when
+        self.timed_changed = anyio.Event()
         self.unwritten: set[str] = set()  # ids of rejections delivered, maybe not written
 
     async def retry_deferred(self) -> None:
@@ -155,10 +158,34 @@ class Intake:
         except OSError as exc:  # it has its result; archiving is tried at the next start
             log.warning("cannot archive %s: %s", path.name, exc)
 
-    def schedule(self, job: Job) -> None:
-        """Queue a job whose dependencies succeeded; park it while they are pending."""
+    async def release_timed(self) -> None:
+        """Jobs whose `not_before` has come go on to `schedule` (their dependencies next)."""
+        while True:
+            now = time.time()
+            for task_id, (when, job) in list(self.timed.items()):
+                if when <= now:
+                    del self.timed[task_id]
+                    self.schedule(job, timed=False)
+            soonest = min((when for when, _ in self.timed.values()), default=now + 3600)
+            self.timed_changed = anyio.Event()
+            with anyio.move_on_after(max(0.0, soonest - time.time())):
+                await self.timed_changed.wait()
+
+    def schedule(self, job: Job, *, timed: bool = True) -> None:
+        """Queue a job whose dependencies succeeded; park it while they are pending, or
+        while its `not_before` has not come (`timed`: that is still to be looked at)."""
         task = job.task
         assert task is not None
+        when = task.start_at(arrived=job.key[1]) if timed else None
+        if when is not None and when > time.time():
+            self.timed[task.id] = (when, job)
+            self.timed_changed.set()
+            log.info("%s is scheduled for %s", task.id, iso(_utc(when)))
+            self.telemetry.task_state(
+                task.id, "scheduled", iso(now_utc()), detail=f"not before {iso(_utc(when))}",
+                agent=task.agent, priority=task.priority, chain_id=task.chain_id or task.id,
+            )  # fmt: skip
+            return
         deps = self.book.dependencies(task)
         if deps.failed is not None:
             dep, state = deps.failed
@@ -306,6 +333,10 @@ def _given_id(raw: Mapping[str, Any], file_id: str) -> str:
         given = str(given)
         return given if id_problem(given) is None else file_id
     return file_id
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def _safe_id(raw: str) -> str:

@@ -180,6 +180,17 @@ class BudgetLedger:
             self.spent[window.key] = self.spent.get(window.key, 0.0) + cost
 
 
+# --- retries ---------------------------------------------------------------------------
+
+
+def retry_backoff(base: float, cap: float, passes: int, draw: float) -> float:
+    """The wait before pass `passes` (0 first) over a chain: `base` doubled each pass up to
+    `cap`, then "equal jitter" (half of it fixed, half drawn: `draw` in [0, 1)), so tasks
+    that failed together do not all come back at the same instant."""
+    grown = min(cap, base * 2.0 ** min(passes, 32))
+    return grown / 2 + grown / 2 * draw
+
+
 # --- rate limits -----------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from orchestrator.config import Config, Duration, suggest
+from orchestrator.config import Config, Duration, parse_duration, suggest
 from orchestrator.errors import TaskRejected
 from orchestrator.prompts import MAX_INPUT_BYTES as MAX_INPUT_BYTES
 from orchestrator.prompts import compose_prompt as compose_prompt
@@ -148,7 +148,11 @@ class Task(BaseModel):
     model: str | None = None
     timeout: Duration | None = None
     idle_timeout: Duration | None = None  # overrides the tool's
-    base: str | None = None  # the git ref an isolated (worktree) task starts from
+    # The git ref an isolated (worktree) task starts from, when it is text: agents' own
+    # files use `base:` for other things too (a YAML anchor's holder), kept as they are.
+    base: Any = None
+    # Start no earlier: an aware time, or a wait (seconds) counted from the file's arrival.
+    not_before: dt.datetime | float | None = None
     budget_usd: float | None = Field(default=None, ge=0)
     justification: str | None = None  # why a task above require_justification_over_usd runs
     chain_id: str | None = None
@@ -199,6 +203,36 @@ class Task(BaseModel):
     @classmethod
     def _dependencies(cls, value: object) -> object:
         return dependency_records(value)
+
+    @field_validator("not_before", mode="before")
+    @classmethod
+    def _when(cls, value: object) -> object:
+        """YAML reads an ISO time as a datetime already; a string may be one, or a wait."""
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return parse_duration(value, zero=True)
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                raise ValueError("a time needs its zone")
+            return value
+        if isinstance(value, dt.date):
+            raise ValueError("a day needs a time and a zone")
+        return parse_duration(value, zero=True)
+
+    @property
+    def base_ref(self) -> str | None:
+        return self.base if isinstance(self.base, str) and self.base.strip() else None
+
+    def start_at(self, arrived: float) -> float | None:
+        """The epoch second the task may start (None: at once); a wait counts from
+        `arrived`, the time the file reached the inbox."""
+        if self.not_before is None:
+            return None
+        if isinstance(self.not_before, dt.datetime):
+            return self.not_before.timestamp()
+        return arrived + self.not_before
 
     @property
     def priority_rank(self) -> int:
@@ -370,6 +404,10 @@ FIELD_RULES: dict[str, tuple[str, str]] = {
     **dict.fromkeys([*_TEXT_FIELDS.split(), "previous_task", "previous_agent"], _TEXT),
     "priority": ("a priority", _priority_words()),
     "timeout": ("a duration", "write it as 30s, 15m or 1h (a bare number is seconds)"),
+    "not_before": (
+        "a time with its zone or a wait",
+        "write e.g. 2026-12-24T08:00:00+01:00 (Z for UTC), or a wait such as 30m",
+    ),
     "budget_usd": (
         "a number of dollars, 0 or more",
         "write a number, e.g. `budget_usd: 2.5`, or remove it (the agent's budgets apply)",
