@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NEEDS_JUSTIFICATION = "needs_justification"
+# An agent CLI's idle_timeout when neither task nor tool sets one. They print a line per
+# message and tool call: a healthy run is silent one generation or command long at most (a
+# big file in one tool call: 3-4 min). 5 min frees a hung tool's slot 10 min before a 15m
+# timeout. None for generic tools: many print only at the end. (docs/tools.md)
+AGENT_IDLE_TIMEOUT_S = 300.0
 WHY_HINT = "add justification: <why> to the task file and submit it again"
 
 
@@ -251,6 +256,7 @@ async def run_attempt(
                     env,
                     (config.root, run_dir),
                     task.timeout or tool.timeout,
+                    idle_limit(task.idle_timeout, tool),
                     adapter.watch_line,
                     engine.on_group,
                 )
@@ -307,11 +313,18 @@ def _priced(
     return parsed, Cost(None, None)
 
 
+def idle_limit(task_idle_s: float | None, tool: ToolConfig) -> float | None:
+    """The task's idle_timeout, else the tool's, else the default (None: no limit)."""
+    default = None if tool.adapter == "generic" else AGENT_IDLE_TIMEOUT_S
+    return task_idle_s or tool.idle_timeout or default
+
+
 async def _run(
     invocation: Invocation,
     env: dict[str, str],
     dirs: tuple[Path, Path],  # the workspace (cwd) and the run's own folder
     limit_s: float,
+    idle_s: float | None,
     watch_line: Callable[[bytes], ToolFailure | None],
     on_group: Callable[[int, Path], None] | None,
 ) -> ProcessResult | ToolFailure:
@@ -331,6 +344,7 @@ async def _run(
             cwd=workspace,
             stdin=invocation.stdin,
             limit_s=limit_s,
+            idle_s=idle_s,
             watch=watch,
             on_start=(lambda pgid: on_group(pgid, run_dir)) if on_group else None,
         )
@@ -353,6 +367,13 @@ async def _run(
             ErrorKind.TIMEOUT,
             f"no answer within {limit_s:g}s; the process group was killed",
             "raise the task's or the tool's timeout, or split the task",
+        )
+    if proc.stalled:
+        return ToolFailure(
+            ErrorKind.STALLED,
+            f"no output for {idle_s:g}s (stdout and stderr); the process group was killed",
+            "raise idle_timeout for this tool (or the task) if it works silently that long; "
+            "else check the tool: it may wait for input, or for a network that never answers",
         )
     return proc
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import anyio
@@ -46,6 +47,7 @@ class LeanRun:
         buffers: tuple[BoundedBuffer, BoundedBuffer],
         watch: Callable[[bytes], bool] | None,
         stdin: bytes,
+        idle_s: float | None = None,
     ) -> None:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self.loop = loop
@@ -60,6 +62,10 @@ class LeanRun:
         self.stopped = False  # `watch` asked to stop
         self.watching = False  # for the exit (a pidfd in the loop, or a thread)
         self.wake = anyio.Event()
+        self.idle_s = idle_s  # silence that ends the run as stalled (None: never)
+        self.heard = time.monotonic()  # when the tool last wrote a byte, or started
+        self.stalled = False
+        self.silence: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         try:
@@ -75,6 +81,9 @@ class LeanRun:
         assert self.proc.stdin is not None
         os.set_blocking(self.proc.stdin.fileno(), False)
         self._write()
+        if self.idle_s is not None:
+            self.heard = time.monotonic()
+            self.silence = self.loop.call_later(self.idle_s, self._check_silence)
 
     async def until(self, done: Callable[[], bool]) -> None:
         while not done():
@@ -116,6 +125,7 @@ class LeanRun:
             self._close_stream(fd)
             self.wake.set()
             return
+        self.heard = time.monotonic()  # no timer per read: `_check_silence` reads this
         self.streams[fd].add(chunk)
         if self.watch is None or self.stopped:
             return
@@ -133,6 +143,23 @@ class LeanRun:
         for fd in list(self.streams):
             self._close_stream(fd)
         self._close_stdin()
+        if self.silence is not None:
+            self.silence.cancel()
+
+    def _check_silence(self) -> None:
+        """Due when the tool would have been silent for `idle_s`: a stall, unless it wrote
+        meanwhile (then due again that long after its last byte). So a talkative tool
+        costs one timer per `idle_s`, not one per read."""
+        assert self.idle_s is not None
+        self.silence = None
+        if self.code is not None:  # it exited: its pipes are draining, not silent
+            return
+        left = self.heard + self.idle_s - time.monotonic()
+        if left > 0:
+            self.silence = self.loop.call_later(left, self._check_silence)
+        else:
+            self.stalled = True
+            self.wake.set()
 
     def _exited(self, pidfd: int) -> None:
         self.loop.remove_reader(pidfd)

@@ -1,6 +1,7 @@
 """Run one tool process: argv list (never a shell), explicit env and cwd, its own process
 group, stdout/stderr read concurrently and bounded, a timeout that kills the whole group
-(SIGTERM, grace, SIGKILL), and an early stop when a line proves the run cannot succeed.
+(SIGTERM, grace, SIGKILL), the same kill when the tool has written nothing (stdout or
+stderr) for `idle_s` (a stall), and an early stop when a line proves the run cannot succeed.
 
 On Linux under asyncio a run is driven by event-loop callbacks on its pipes and a pidfd
 (`leanrun.LeanRun`); elsewhere (trio, no pidfds) by anyio's processes. Both behave the same.
@@ -19,7 +20,8 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
@@ -48,6 +50,7 @@ class ProcessResult:
     duration_s: float
     timed_out: bool = False
     stopped_early: bool = False  # `watch` asked to stop
+    stalled: bool = False  # silent (no byte on stdout or stderr) for `idle_s`: killed
     truncated: bool = False
 
 
@@ -100,18 +103,25 @@ async def _stop_group(process: Process, grace: float) -> None:
         log.debug("sent SIGKILL to process group %d", pgid)
 
 
+@dataclass
+class _Heard:
+    at: float  # when the tool last wrote a byte (or started), on time.monotonic()
+
+
 async def _pump(
     stream: ByteReceiveStream | None,
     buffer: BoundedBuffer,
     watch: Callable[[bytes], bool] | None,
     on_stop: Callable[[], None],
     done: anyio.Event,
+    heard: _Heard,
 ) -> None:
     try:
         if stream is None:
             return
         pending = b""
         async for chunk in stream:
+            heard.at = time.monotonic()  # no wakeup per chunk: `_silence` reads this
             buffer.add(chunk)
             if watch is None:
                 continue
@@ -121,6 +131,19 @@ async def _pump(
                 return
     finally:
         done.set()
+
+
+async def _silence(
+    idle_s: float, heard: _Heard, on_stall: Callable[[], None], scope: anyio.CancelScope
+) -> None:
+    """Call `on_stall` once the tool has written nothing for `idle_s`: one sleep per
+    `idle_s` however much it writes. `scope` ends the watch when the tool exits."""
+    with scope:
+        left = idle_s
+        while left > 0:
+            await anyio.sleep(left)
+            left = heard.at + idle_s - time.monotonic()
+        on_stall()
 
 
 async def _feed(process: Process, data: bytes | None) -> None:
@@ -164,21 +187,26 @@ async def run_process(
     max_bytes: int = MAX_STREAM_BYTES,
     grace: float = KILL_GRACE_S,
     on_start: Callable[[int], None] | None = None,
+    idle_s: float | None = None,
 ) -> ProcessResult:
-    """Run `argv` to completion or for at most `limit_s` seconds.
+    """Run `argv` to completion or for at most `limit_s` seconds, and no longer than
+    `idle_s` without a byte on its stdout or stderr (None: no limit; a limit of `limit_s`
+    or more could never come first, so it is none either).
 
     Raises OSError when it cannot start.
 
     On cancellation (shutdown, `cancel`), the process group is killed before returning.
     """
-    spec = _Spec(argv, env, cwd, stdin or b"", limit_s, watch, grace, on_start)
+    if idle_s is not None and idle_s >= limit_s:
+        idle_s = None
+    spec = _Spec(argv, env, cwd, stdin or b"", limit_s, watch, grace, on_start, idle_s)
     started = time.monotonic()
     out, err = BoundedBuffer(max_bytes), BoundedBuffer(max_bytes)
     run = _run_lean if _lean_runs() else _run_portable
     run_dir = env.get("TMPDIR", "")
     LIVE_TOOLS.run_dirs[run_dir] += 1
     try:
-        code, timed_out, stopped = await run(spec, out, err)
+        code, end = await run(spec, out, err)
     finally:
         LIVE_TOOLS.run_dirs[run_dir] -= 1
         if not LIVE_TOOLS.run_dirs[run_dir]:
@@ -186,12 +214,13 @@ async def run_process(
         with anyio.CancelScope(shield=True):
             await reaper.sweep(LIVE_TOOLS)  # what left the group: detached, or orphaned
     return ProcessResult(
-        exit_code=code if not (timed_out or stopped) else None,
+        exit_code=code if end == "exited" else None,
         stdout=out.value(),
         stderr=err.value(),
         duration_s=time.monotonic() - started,
-        timed_out=timed_out,
-        stopped_early=stopped,
+        timed_out=end == "timed_out",
+        stopped_early=end == "stopped",
+        stalled=end == "stalled",
         truncated=bool(out.dropped or err.dropped),
     )
 
@@ -208,9 +237,11 @@ class _Spec:
     watch: Callable[[bytes], bool] | None
     grace: float
     on_start: Callable[[int], None] | None
+    idle_s: float | None
 
 
-_Outcome = tuple[int | None, bool, bool]  # exit code, timed out, stopped early
+_End = Literal["exited", "timed_out", "stopped", "stalled"]  # why a run ended
+_Outcome = tuple[int | None, _End]  # and its exit code
 
 
 async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Outcome:
@@ -226,17 +257,18 @@ async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Out
         bufsize=0,
     )
     LIVE_TOOLS.leaders.add(proc.pid)
-    run = LeanRun(asyncio.get_running_loop(), proc, (out, err), spec.watch, spec.stdin)
+    loop = asyncio.get_running_loop()
+    run = LeanRun(loop, proc, (out, err), spec.watch, spec.stdin, spec.idle_s)
     timed_out = False
     try:
         run.start()
         if spec.on_start is not None:
             spec.on_start(proc.pid)  # the process group id: the tool is its group's leader
         with anyio.move_on_after(spec.limit_s) as scope:
-            await run.until(lambda: run.stopped or run.code is not None)
+            await run.until(lambda: run.stopped or run.stalled or run.code is not None)
             # The tool exited; a grandchild may still hold its pipes open.
             with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
-                await run.until(lambda: run.stopped or not run.streams)
+                await run.until(lambda: run.stopped or run.stalled or not run.streams)
         timed_out = scope.cancelled_caught
     finally:
         with anyio.CancelScope(shield=True):
@@ -249,12 +281,14 @@ async def _run_lean(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Out
                 run.reaped(reap(proc.pid))
             await run.until(lambda: run.code is not None)
             LIVE_TOOLS.leaders.discard(proc.pid)
-    return run.code, timed_out, run.stopped
+    if timed_out:
+        return None, "timed_out"
+    return run.code, "stopped" if run.stopped else "stalled" if run.stalled else "exited"
 
 
 async def _run_portable(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> _Outcome:
     """The same with anyio's processes (trio, or where there are no pidfds)."""
-    timed_out = stopped = False
+    end: _End = "exited"
     LIVE_TOOLS.starting += 1  # not yet a known leader: no sweep meanwhile
     try:
         with anyio.CancelScope(shield=True):  # a cancel now would lose the started process
@@ -272,27 +306,33 @@ async def _run_portable(spec: _Spec, out: BoundedBuffer, err: BoundedBuffer) -> 
         if spec.on_start is not None:
             spec.on_start(process.pid)  # the process group id: the tool is its group's leader
         out_done, err_done = anyio.Event(), anyio.Event()
+        heard, quiet = _Heard(time.monotonic()), anyio.CancelScope()
         async with anyio.create_task_group() as io:
 
-            def stop_early() -> None:
-                nonlocal stopped
-                stopped = True
+            def stop(why: _End) -> None:
+                nonlocal end
+                end = why
                 io.cancel_scope.cancel()
 
-            io.start_soon(_pump, process.stdout, out, spec.watch, stop_early, out_done)
-            io.start_soon(_pump, process.stderr, err, spec.watch, stop_early, err_done)
+            stop_early = partial(stop, "stopped")
+            io.start_soon(_pump, process.stdout, out, spec.watch, stop_early, out_done, heard)
+            io.start_soon(_pump, process.stderr, err, spec.watch, stop_early, err_done, heard)
+            if spec.idle_s is not None:
+                io.start_soon(_silence, spec.idle_s, heard, partial(stop, "stalled"), quiet)
             with anyio.move_on_after(spec.limit_s) as scope:
                 await _feed(process, spec.stdin)  # the pumps drain meanwhile: no deadlock
                 await process.wait()
+                quiet.cancel()  # its pipes draining is no stall
                 # The tool exited; a grandchild may still hold its pipes open.
                 with anyio.move_on_after(DRAIN_AFTER_EXIT_S):
                     await out_done.wait()
                     await err_done.wait()
-            timed_out = scope.cancelled_caught
+            if scope.cancelled_caught:
+                end = "timed_out"
             io.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await _stop_group(process, spec.grace if process.returncode is None else 0)
             await process.aclose()
             LIVE_TOOLS.leaders.discard(process.pid)
-    return process.returncode, timed_out, stopped
+    return process.returncode, end

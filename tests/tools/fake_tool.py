@@ -4,6 +4,8 @@ It reads the prompt from stdin (or from the file named by --prompt-file, or --pr
 obeys lines of the form `DIRECTIVE` or `DIRECTIVE=value`:
 
     SLEEP=<s>            sleep before answering
+    TICK=<s>             while sleeping, write "tick" to stderr every <s> seconds
+    SAY=<text>           write this line to stderr just before sleeping
     EXIT=<code>          exit with this code (after printing)
     GRANDCHILD=<pidfile> spawn a grandchild that ignores SIGTERM, write its pid, then sleep
     IGNORE_TERM          ignore SIGTERM itself
@@ -50,6 +52,13 @@ def read_prompt(args: argparse.Namespace) -> str:
     return sys.stdin.read()
 
 
+def write_pid(path: str, pid: int) -> None:
+    """Whole or not at all (a rename): a test that sees the file may read it at once."""
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        f.write(str(pid))
+    os.rename(f"{path}.tmp", path)
+
+
 def side_effects(d: dict[str, str], task: str) -> None:
     if "STARTED" in d:
         with open(d["STARTED"], "a", encoding="utf-8") as f:
@@ -64,18 +73,29 @@ def side_effects(d: dict[str, str], task: str) -> None:
     if "GRANDCHILD" in d:
         code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
         child = subprocess.Popen([sys.executable, "-c", code])
-        with open(d["GRANDCHILD"], "w", encoding="utf-8") as f:
-            f.write(str(child.pid))
+        write_pid(d["GRANDCHILD"], child.pid)
     if "HOLD_STDOUT" in d:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        with open(d["HOLD_STDOUT"], "w", encoding="utf-8") as f:
-            f.write(str(child.pid))
+        write_pid(d["HOLD_STDOUT"], child.pid)
     if "KILL_SELF" in d:
         os.kill(os.getpid(), signal.SIGKILL)
     if "KILL_PARENT" in d:
         os.kill(os.getppid(), signal.SIGKILL)
+    if "SAY" in d:
+        sys.stderr.write(d["SAY"] + "\n")
+        sys.stderr.flush()
     if "SLEEP" in d:
-        time.sleep(float(d["SLEEP"]))
+        sleep(float(d["SLEEP"]), float(d.get("TICK") or 0))
+
+
+def sleep(seconds: float, tick: float) -> None:
+    """Sleep; with a `tick`, write a line to stderr every `tick` seconds meanwhile."""
+    end = time.monotonic() + seconds
+    while tick and end - time.monotonic() > tick:
+        time.sleep(tick)
+        sys.stderr.write("tick\n")
+        sys.stderr.flush()
+    time.sleep(max(0.0, end - time.monotonic()))
 
 
 def answer_text(d: dict[str, str], prompt: str) -> str:
