@@ -314,9 +314,12 @@ def _priced(
 
 
 def idle_limit(task_idle_s: float | None, tool: ToolConfig) -> float | None:
-    """The task's idle_timeout, else the tool's, else the default (None: no limit)."""
-    default = None if tool.adapter == "generic" else AGENT_IDLE_TIMEOUT_S
-    return task_idle_s or tool.idle_timeout or default
+    """The task's idle_timeout, else the tool's, else the default (None: no limit; an
+    idle_timeout of 0 is `off`)."""
+    for chosen in (task_idle_s, tool.idle_timeout):
+        if chosen is not None:
+            return chosen or None
+    return None if tool.adapter == "generic" else AGENT_IDLE_TIMEOUT_S
 
 
 async def _run(

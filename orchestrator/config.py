@@ -62,6 +62,20 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 Pause = Annotated[float, BeforeValidator(lambda value: parse_duration(value, zero=True))]
 
 
+def parse_idle(value: object) -> float:
+    """idle_timeout: a duration, or `off` (YAML reads a bare off as false) or 0 → 0.0, no
+    limit but the timeout."""
+    if value is False or value == "off":
+        return 0.0
+    try:
+        return parse_duration(value, zero=True)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or off for no limit but the timeout") from None
+
+
+IdleTimeout = Annotated[float, BeforeValidator(parse_idle)]
+
+
 def split_target(target: str) -> tuple[str | None, str]:
     """`tool:model` → (tool, model), split on the first colon; a bare model → (None, model)."""
     tool, sep, model = target.partition(":")
@@ -130,7 +144,7 @@ class ToolConfig(Strict):
     env: list[str] = Field(default_factory=list)
     timeout: Duration = 600.0
     # No output byte for this long ends the run as `stalled` (None: the built-in default).
-    idle_timeout: Duration | None = None
+    idle_timeout: IdleTimeout | None = None
     max_concurrency: int = Field(default=4, ge=1)
     rate_limit: RateLimit | None = None
     # Options of the real agent CLIs (see docs/tools.md); safe defaults, no bypass.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from orchestrator.config import Config, Duration, parse_duration, suggest
+from orchestrator.config import Config, Duration, IdleTimeout, parse_duration, suggest
 from orchestrator.errors import TaskRejected
 from orchestrator.prompts import MAX_INPUT_BYTES as MAX_INPUT_BYTES
 from orchestrator.prompts import compose_prompt as compose_prompt
@@ -147,7 +147,7 @@ class Task(BaseModel):
     tool: str | None = None
     model: str | None = None
     timeout: Duration | None = None
-    idle_timeout: Duration | None = None  # overrides the tool's
+    idle_timeout: IdleTimeout | None = None  # overrides the tool's (0: off)
     # The git ref an isolated (worktree) task starts from, when it is text: agents' own
     # files use `base:` for other things too (a YAML anchor's holder), kept as they are.
     base: Any = None
@@ -404,6 +404,10 @@ FIELD_RULES: dict[str, tuple[str, str]] = {
     **dict.fromkeys([*_TEXT_FIELDS.split(), "previous_task", "previous_agent"], _TEXT),
     "priority": ("a priority", _priority_words()),
     "timeout": ("a duration", "write it as 30s, 15m or 1h (a bare number is seconds)"),
+    "idle_timeout": (
+        "a duration or off",
+        "write it as 30s, 5m or 1h, or off for no limit but the timeout",
+    ),
     "not_before": (
         "a time with its zone or a wait",
         "write e.g. 2026-12-24T08:00:00+01:00 (Z for UTC), or a wait such as 30m",

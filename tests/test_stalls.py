@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator import process
 from orchestrator.attempt import AGENT_IDLE_TIMEOUT_S, idle_limit
-from orchestrator.config import ToolConfig
+from orchestrator.config import ToolConfig, load_config
 from orchestrator.process import ProcessResult, run_process
 from orchestrator.telemetry.store import connect
 from tests.conftest import (
@@ -158,6 +158,9 @@ async def test_silence_after_the_tool_exited_is_no_stall(
         ("generic", None, 5.0, 5.0),
         ("codex", 30.0, 5.0, 5.0),  # the task's, shorter
         ("codex", 30.0, 90.0, 90.0),  # the task's, longer
+        ("codex", 0.0, None, None),  # off (0) for the tool
+        ("codex", 30.0, 0.0, None),  # off for the task
+        ("generic", 0.0, 5.0, 5.0),
     ],
 )
 def test_the_tasks_idle_timeout_overrides_the_tools(
@@ -165,6 +168,37 @@ def test_the_tasks_idle_timeout_overrides_the_tools(
 ) -> None:
     tool = ToolConfig(adapter=adapter, binary="x", idle_timeout=tool_s)
     assert idle_limit(task_s, tool) == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"), [("5m", 300.0), ("off", 0.0), ("'off'", 0.0), ("0", 0.0)]
+)
+def test_idle_timeout_in_tools_yaml_is_a_duration_or_off(
+    workspace: Path, written: str, seconds: float
+) -> None:
+    path = workspace / "config" / "tools.yaml"
+    path.write_text(
+        path.read_text().replace("  fake:\n", f"  fake:\n    idle_timeout: {written}\n")
+    )
+    done = orchestrator(workspace, "config", "validate")
+    assert done.returncode == 0, done.stderr
+    assert load_config(workspace).tools["fake"].idle_timeout == seconds
+
+
+def test_a_bad_idle_timeout_says_what_to_write(workspace: Path) -> None:
+    path = workspace / "config" / "tools.yaml"
+    path.write_text(path.read_text().replace("  fake:\n", "  fake:\n    idle_timeout: soon\n"))
+    done = orchestrator(workspace, "config", "validate")
+    assert done.returncode == 1
+    assert "tools.fake.idle_timeout" in done.stderr
+    assert "write it as 30s, 15m or 1h; or off for no limit but the timeout" in done.stderr
+    drop_task(workspace, "bad.yaml", "agent: worker\nprompt: hi\nidle_timeout: soon\n")
+    write_config(workspace, base_config())
+    run_once(workspace)
+    res = result(workspace, "bad")
+    assert res["status"] == "rejected"
+    assert "idle_timeout is 'soon', not a duration or off" in res["error"]["message"]
+    assert "or off" in res["error"]["hint"]
 
 
 def test_the_default_is_minutes_and_below_the_default_configs_timeout() -> None:
@@ -273,12 +307,14 @@ def test_a_tasks_short_idle_timeout_overrides_the_tools_long_one(workspace: Path
 
 def test_a_tasks_long_idle_timeout_overrides_the_tools_short_one(workspace: Path) -> None:
     """Silent for 2.5 s, then the answer: the tool's 1 s would stall it, the task's 10 s
-    lets it finish."""
+    (or off) lets it finish."""
     configure(workspace, {"patient": {"preferred_tool": "slow"}}, slow=fake_tool(idle_timeout="1s"))
     drop_task(workspace, "a.yaml", {"agent": "patient", "prompt": "SLEEP=2.5"})
     drop_task(
         workspace, "b.yaml", {"agent": "patient", "prompt": "SLEEP=2.5", "idle_timeout": "10s"}
     )
+    drop_task(workspace, "c.yaml", "agent: patient\nprompt: SLEEP=2.5\nidle_timeout: off\n")
     run_once(workspace)
     assert result(workspace, "a")["error"]["kind"] == "stalled"
     assert result(workspace, "b")["status"] == "succeeded"
+    assert result(workspace, "c")["status"] == "succeeded"
