@@ -250,6 +250,16 @@ class Retries(Strict):
     quarantine_after: int = Field(default=5, ge=1)  # runs cut short (daemon died) before giving up
 
 
+class CircuitBreaker(Strict):
+    """Per tool:model, shared by all tasks: `failures` transient failures in a row open the
+    circuit for `backoff` (doubling at each reopening, up to `backoff_max`, jittered);
+    while open, attempts go to the fallback; one probe after the wait closes it again."""
+
+    failures: int = Field(default=3, ge=1)
+    backoff: Duration = 30.0
+    backoff_max: Duration = 600.0
+
+
 class Privacy(Strict):
     prompts: Literal["metadata", "hash", "full"] = "metadata"
 
@@ -264,6 +274,7 @@ class PoliciesFile(Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     cost_optimization: CostOptimization = Field(default_factory=CostOptimization)
     retries: Retries = Field(default_factory=Retries)
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     privacy: Privacy = Field(default_factory=Privacy)
     concurrency: int | None = Field(default=None, ge=1)
     tasks: TaskRules = Field(default_factory=TaskRules)
