@@ -62,6 +62,13 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
 ``FAKE_DELAY=<seconds>``
     Sleep that long (a decimal number) before answering, errors included (for timeout tests).
     ``FakeLLMAPI.stop()`` cuts the sleep short.
+``FAKE_TOOL=<name>:<json object>``
+    Answer with one call of the CLI's tool ``<name>`` with these arguments (no whitespace
+    in the JSON), e.g. ``FAKE_TOOL=Read:{"file_path":"/w/notes.txt"}``, as long as the
+    request carries no tool result yet; a request that does (the CLI ran the tool and sent
+    its output back) gets the reply text. Both calls report the usage and obey the delay.
+    Anthropic: a ``tool_use`` block (``stop_reason: tool_use``); OpenAI Responses: a
+    ``function_call`` item; Gemini: a ``functionCall`` part (not for utility calls).
 
 Gemini CLI's utility calls (the ``auto`` model router, next-speaker checks) ask for JSON that
 fits a response schema (``generationConfig.responseJsonSchema`` or ``responseSchema``). Such a
@@ -143,6 +150,7 @@ class Markers:
     status: int | None = None
     retry_after: int = DEFAULT_RETRY_AFTER
     delay: float = 0.0
+    tool: tuple[str, JsonObject] | None = None  # FAKE_TOOL: a tool call to answer with
     # provider name ("anthropic", "openai", "gemini") -> status, from FAKE_STATUS_<PROVIDER>
     provider_status: Mapping[str, int] = field(default_factory=dict)
 
@@ -157,6 +165,18 @@ _STATUS_RE = re.compile(r"FAKE_STATUS=([45]\d\d)")
 _PROVIDER_STATUS_RE = re.compile(r"FAKE_STATUS_(ANTHROPIC|OPENAI|GEMINI)=([45]\d\d)")
 _RETRY_AFTER_RE = re.compile(r"FAKE_RETRY_AFTER=(\d+)")
 _DELAY_RE = re.compile(r"FAKE_DELAY=(\d+(?:\.\d+)?)")
+_TOOL_RE = re.compile(r"FAKE_TOOL=([\w.-]+):(\{\S*\})")
+
+
+def _tool_marker(text: str) -> tuple[str, JsonObject] | None:
+    match = _TOOL_RE.search(text)
+    if match is None:
+        return None
+    try:
+        arguments = json.loads(match.group(2))
+    except ValueError:
+        return None
+    return (match.group(1), arguments) if isinstance(arguments, dict) else None
 
 
 def parse_markers(text: str) -> Markers:
@@ -175,6 +195,7 @@ def parse_markers(text: str) -> Markers:
         status=int(status.group(1)) if status else None,
         retry_after=int(retry_after.group(1)) if retry_after else DEFAULT_RETRY_AFTER,
         delay=float(delay.group(1)) if delay else 0.0,
+        tool=_tool_marker(text),
         provider_status=provider_status,
     )
 
@@ -306,6 +327,24 @@ class Provider:
     def error(self, status: int, call: Call) -> Answer:
         raise NotImplementedError
 
+    def has_tool_result(self, body: JsonObject) -> bool:
+        """Whether the request sends back the output of a tool call."""
+        raise NotImplementedError
+
+    def tool_call(self, call: Call) -> tuple[str, JsonObject] | None:
+        """The FAKE_TOOL call to answer with: only before any tool result came back."""
+        if call.markers.tool is None or self.has_tool_result(call.body):
+            return None
+        return call.markers.tool
+
+
+def parts_of(messages: object, key: str) -> Iterator[JsonObject]:
+    """Every part (content block) of every message in a list of messages."""
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get(key) if isinstance(message, dict) else None
+        if isinstance(content, list):
+            yield from (part for part in content if isinstance(part, dict))
+
 
 def text_of(content: object, text_types: tuple[str, ...]) -> str:
     """The text of a message's content: a string, or the text parts of a list of parts."""
@@ -364,29 +403,50 @@ class Anthropic(Provider):
             "usage": usage,
         }
 
+    def has_tool_result(self, body: JsonObject) -> bool:
+        blocks = parts_of(body.get("messages"), "content")
+        return any(block.get("type") == "tool_result" for block in blocks)
+
     def answer(self, call: Call) -> Answer:
         text = self.reply_text(call)
         headers = {"request-id": call.request_id}
+        tool = self.tool_call(call)
         if not call.stream:
-            block = {"type": "text", "text": text}
-            return json_answer(200, self.message(call, [block], "end_turn"), headers)
-        return sse_answer(list(self.events(call, text)), headers)
+            block: JsonObject = {"type": "text", "text": text}
+            if tool is not None:
+                block = {"type": "tool_use", "id": f"toolu_fake_{call.serial}",
+                         "name": tool[0], "input": tool[1]}  # fmt: skip
+            stop = "end_turn" if tool is None else "tool_use"
+            return json_answer(200, self.message(call, [block], stop), headers)
+        return sse_answer(list(self.events(call, text, tool)), headers)
 
-    def events(self, call: Call, text: str) -> Iterator[bytes]:
+    def events(
+        self, call: Call, text: str, tool: tuple[str, JsonObject] | None = None
+    ) -> Iterator[bytes]:
         def frame(data: JsonObject) -> bytes:
             return sse_frame(data, event=str(data["type"]))
 
         yield frame({"type": "message_start", "message": self.message(call, [], None)})
-        empty_block = {"type": "text", "text": ""}
-        yield frame({"type": "content_block_start", "index": 0, "content_block": empty_block})
-        for piece in split_text(text):
-            delta = {"type": "text_delta", "text": piece}
+        if tool is None:
+            empty_block = {"type": "text", "text": ""}
+            yield frame({"type": "content_block_start", "index": 0, "content_block": empty_block})
+            for piece in split_text(text):
+                delta = {"type": "text_delta", "text": piece}
+                yield frame({"type": "content_block_delta", "index": 0, "delta": delta})
+        else:
+            block = {"type": "tool_use", "id": f"toolu_fake_{call.serial}", "name": tool[0],
+                     "input": {}}  # fmt: skip
+            yield frame({"type": "content_block_start", "index": 0, "content_block": block})
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(tool[1])}
             yield frame({"type": "content_block_delta", "index": 0, "delta": delta})
         yield frame({"type": "content_block_stop", "index": 0})
         yield frame(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {
+                    "stop_reason": "end_turn" if tool is None else "tool_use",
+                    "stop_sequence": None,
+                },
                 "usage": self.usage(call.markers.usage),
             }
         )
@@ -447,13 +507,56 @@ class OpenAIResponses(Provider):
             "usage": self.usage(call.markers.usage) if done else None,
         }
 
+    def has_tool_result(self, body: JsonObject) -> bool:
+        items = body.get("input")
+        return isinstance(items, list) and any(
+            isinstance(item, dict) and str(item.get("type", "")).endswith("call_output")
+            for item in items
+        )
+
+    @staticmethod
+    def function_call(call: Call, tool: tuple[str, JsonObject], arguments: str) -> JsonObject:
+        return {
+            "id": f"fc_fake_{call.serial}",
+            "type": "function_call",
+            "status": "completed" if arguments else "in_progress",
+            "call_id": f"call_fake_{call.serial}",
+            "name": tool[0],
+            "arguments": arguments,
+        }
+
     def answer(self, call: Call) -> Answer:
         text = self.reply_text(call)
         headers = {"x-request-id": call.request_id}
+        tool = self.tool_call(call)
+        if tool is not None and call.stream:
+            return sse_answer(self.tool_frames(call, tool), headers)
+        if tool is not None:
+            item = self.function_call(call, tool, json.dumps(tool[1]))
+            return json_answer(200, self.response(call, [item], done=True), headers)
         if not call.stream:
             done = self.response(call, [self.message_item(call, text)], done=True)
             return json_answer(200, done, headers)
         return sse_answer(self.frames(call, text), headers)
+
+    def tool_frames(self, call: Call, tool: tuple[str, JsonObject]) -> list[bytes]:
+        arguments = json.dumps(tool[1])
+        where = {"item_id": f"fc_fake_{call.serial}", "output_index": 0}
+        done_item = self.function_call(call, tool, arguments)
+        events: list[JsonObject] = [
+            {"type": "response.created", "response": self.response(call, [], done=False)},
+            {"type": "response.in_progress", "response": self.response(call, [], done=False)},
+            {"type": "response.output_item.added", "output_index": 0,
+             "item": self.function_call(call, tool, "")},
+            {"type": "response.function_call_arguments.delta", **where, "delta": arguments},
+            {"type": "response.function_call_arguments.done", **where, "arguments": arguments},
+            {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+            {"type": "response.completed", "response": self.response(call, [done_item], True)},
+        ]  # fmt: skip
+        return [
+            sse_frame({**event, "sequence_number": n}, event=str(event["type"]))
+            for n, event in enumerate(events)
+        ]
 
     def frames(self, call: Call, text: str) -> list[bytes]:
         item_id = f"msg_fake_{call.serial}"
@@ -544,9 +647,17 @@ class Gemini(Provider):
             "totalTokenCount": usage.prompt_total + usage.output,
         }
 
-    def chunk(self, call: Call, text: str, last: bool) -> JsonObject:
+    def has_tool_result(self, body: JsonObject) -> bool:
+        return any("functionResponse" in part for part in parts_of(body.get("contents"), "parts"))
+
+    def chunk(
+        self, call: Call, text: str, last: bool, tool: tuple[str, JsonObject] | None = None
+    ) -> JsonObject:
+        part: JsonObject = {"text": text}
+        if tool is not None:
+            part = {"functionCall": {"name": tool[0], "args": tool[1]}}
         candidate: JsonObject = {
-            "content": {"role": "model", "parts": [{"text": text}]},
+            "content": {"role": "model", "parts": [part]},
             "index": 0,
         }
         if last:
@@ -560,10 +671,13 @@ class Gemini(Provider):
 
     def answer(self, call: Call) -> Answer:
         text = self.reply_text(call)
+        tool = None if self.schema(call.body) is not None else self.tool_call(call)
         if not call.stream:
-            return json_answer(200, self.chunk(call, text, last=True))
+            return json_answer(200, self.chunk(call, text, last=True, tool=tool))
         pieces = split_text(text)
         chunks = [self.chunk(call, p, last=n == len(pieces) - 1) for n, p in enumerate(pieces)]
+        if tool is not None:
+            chunks = [self.chunk(call, "", last=True, tool=tool)]
         if call.query.get("alt") != "sse":  # Google's non-SSE stream: one JSON array
             return json_answer(200, chunks)
         return sse_answer([sse_frame(chunk) for chunk in chunks])

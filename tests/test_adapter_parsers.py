@@ -549,17 +549,18 @@ PROVIDER = (
     '{name="orchestrator",base_url="http://127.0.0.1:8080/v1",env_key="OPENAI_API_KEY",'
     'wire_api="responses",request_max_retries=0,stream_max_retries=0}'
 )
+CLAUDE_STREAM = ["--output-format", "stream-json", "--verbose", "--include-partial-messages"]
 CLAUDE_ENV = {"CLAUDE_CODE_MAX_RETRIES": "0", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
 GEMINI_ENV = {"GEMINI_CLI_HOME": "/runs/t-1.1/gemini-home", "GEMINI_CLI_NO_RELAUNCH": "true"}
 
 BUILD_CASES: list[tuple[str, dict[str, Any], str | None, list[str], dict[str, str]]] = [
-    ("claude", {}, None, ["claude", "-p", "--output-format", "json"], CLAUDE_ENV),
+    ("claude", {}, None, ["claude", "-p", *CLAUDE_STREAM], CLAUDE_ENV),
     (
         "claude",
         {"permission_mode": "acceptEdits", "max_turns": 5, "base_url": BASE,
          "extra_args": ["--no-session-persistence"], "sandbox": "ignored"},
         "claude-sonnet-4-5",
-        ["claude", "-p", "--output-format", "json", "--model", "claude-sonnet-4-5",
+        ["claude", "-p", *CLAUDE_STREAM, "--model", "claude-sonnet-4-5",
          "--permission-mode", "acceptEdits", "--max-turns", "5", "--no-session-persistence"],
         {**CLAUDE_ENV, "ANTHROPIC_BASE_URL": BASE},
     ),
@@ -575,12 +576,12 @@ BUILD_CASES: list[tuple[str, dict[str, Any], str | None, list[str], dict[str, st
          "-m", "gpt-5.5", "--ephemeral", "-"],
         {},
     ),
-    ("gemini", {}, None, ["gemini", "-o", "json", "--skip-trust"], GEMINI_ENV),
+    ("gemini", {}, None, ["gemini", "-o", "stream-json", "--skip-trust"], GEMINI_ENV),
     (
         "gemini",
         {"approval_mode": "auto_edit", "base_url": BASE, "extra_args": ["--sandbox"]},
         "gemini-2.5-flash",
-        ["gemini", "-o", "json", "--skip-trust", "-m", "gemini-2.5-flash",
+        ["gemini", "-o", "stream-json", "--skip-trust", "-m", "gemini-2.5-flash",
          "--approval-mode", "auto_edit", "--sandbox"],
         {**GEMINI_ENV, "GOOGLE_GEMINI_BASE_URL": BASE},
     ),
@@ -645,10 +646,25 @@ def test_codex_provider_quotes_the_url_as_toml() -> None:
 @pytest.mark.parametrize(
     ("help_file", "flags"),
     [
-        ("claude-help.txt", ["-p, --print", "--output-format", "--model", "--permission-mode"]),
+        (
+            "claude-help.txt",
+            [
+                "-p, --print",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--include-partial-messages",
+                "--model",
+                "--permission-mode",
+                "--max-budget-usd",
+            ],
+        ),
         ("codex-help.txt", ["-a, --ask-for-approval", "-c, --config", "exec"]),
         ("codex-exec-help.txt", ["--json", "--skip-git-repo-check", "--sandbox", "--model"]),
-        ("gemini-help.txt", ["--output-format", "--skip-trust", "--model", "--approval-mode"]),
+        (
+            "gemini-help.txt",
+            ["--output-format", "stream-json", "--skip-trust", "--model", "--approval-mode"],
+        ),
     ],
 )
 def test_built_flags_exist_in_the_clis_help(help_file: str, flags: list[str]) -> None:

@@ -416,7 +416,16 @@ def test_dry_run_shows_each_cli_argv(tmp_path: Path, api: FakeLLMAPI) -> None:
         'wire_api="responses",request_max_retries=0,stream_max_retries=0}'
     )
     argv = {
-        CLAUDE: [ws.binary(CLAUDE), "-p", "--output-format", "json", "--model", MODELS[CLAUDE]],
+        CLAUDE: [
+            ws.binary(CLAUDE),
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+            "--model",
+            MODELS[CLAUDE],
+        ],
         CODEX: [
             ws.binary(CODEX),
             "-c",
@@ -434,7 +443,7 @@ def test_dry_run_shows_each_cli_argv(tmp_path: Path, api: FakeLLMAPI) -> None:
             "analytics.enabled=false",
             "-",
         ],
-        GEMINI: [ws.binary(GEMINI), "-o", "json", "--skip-trust", "-m", MODELS[GEMINI]],
+        GEMINI: [ws.binary(GEMINI), "-o", "stream-json", "--skip-trust", "-m", MODELS[GEMINI]],
     }
     fallback = {CLAUDE: CODEX, CODEX: CLAUDE, GEMINI: CLAUDE}
     assert sorted(plans) == sorted(TOOLS), out

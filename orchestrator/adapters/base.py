@@ -1,9 +1,13 @@
 """What every adapter produces and consumes: invocations, parsed output, failures.
 
-An adapter is two pure functions over a tool's config: `build` turns (model, prompt) into
-an `Invocation` (argv list, stdin, extra environment, files to write first), and `parse`
-turns the finished process's output into a `ParsedOutput`. `watch_line` lets an adapter
-end a run early when a line proves it cannot succeed (codex waiting for the network).
+An adapter is pure functions over a tool's config: `build` turns (model, prompt) into an
+`Invocation` (argv list, stdin, extra environment, files to write first), and `parse`
+turns the finished process's output into a `ParsedOutput`. A tool whose output is a stream
+of JSON lines has a `stream` parser too: one per run, fed each line as it comes (`feed`
+returns the progress events the line shows), which also gives the final `ParsedOutput`
+(`result`); `parse` is that parser run over the whole stdout, so the answer read live and
+the one read at the end cannot disagree. `watch_line` lets an adapter end a run early when
+a line proves it cannot succeed (codex waiting for the network).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from orchestrator.config import ToolConfig
+    from orchestrator.progress.events import Event
 
 
 class ErrorKind(StrEnum):
@@ -35,6 +40,7 @@ class ErrorKind(StrEnum):
     BAD_OUTPUT = "bad_output"
     CANCELLED = "cancelled"
     STALLED = "stalled"  # no output for idle_timeout: killed, like a timeout
+    BUDGET_EXCEEDED = "budget_exceeded"  # the task's budget_usd was passed mid-run: stopped
 
 
 # Failures that are the tool's or the provider's problem: the next tool in the chain may work.
@@ -151,10 +157,36 @@ class RunContext:
     task_id: str
     workspace: Path
     run_dir: Path
-    budget_usd: float | None = None  # the task's own cap, for tools that enforce one
+    # What is left of the task's budget_usd (its earlier attempts' cost taken off), for tools
+    # that enforce one themselves (claude's --max-budget-usd).
+    budget_usd: float | None = None
+
+
+class StreamParser(Protocol):
+    """Reads one run's output line by line (see the module docstring)."""
+
+    # A line proved the run cannot succeed (codex waiting for the network): stop it.
+    stop: ToolFailure | None
+
+    def feed(self, line: bytes) -> list[Event]:
+        """Take one line of stdout (without its newline); the events it shows."""
+        ...
+
+    def so_far(self) -> ParsedOutput:
+        """The usage, cost, model and session reached so far (no text, no failure): what a
+        run killed mid-way (timeout, stall, budget) records."""
+        ...
+
+    def result(self, stderr: bytes, exit_code: int | None) -> ParsedOutput:
+        """The parsed output of the finished run: every line has been fed."""
+        ...
 
 
 class Adapter(Protocol):
+    # The CLI stops itself at the task's budget (given as RunContext.budget_usd), so the
+    # runner need not price its stream to stop it.
+    enforces_budget: bool
+
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
     ) -> Invocation: ...
@@ -169,3 +201,7 @@ class Adapter(Protocol):
     ) -> ParsedOutput: ...
 
     def watch_line(self, line: bytes) -> ToolFailure | None: ...
+
+    def stream(self, tool: ToolConfig, model: str | None) -> StreamParser | None:
+        """A parser for one run, or None when the tool's output is not a stream."""
+        ...

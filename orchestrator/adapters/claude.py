@@ -1,11 +1,23 @@
-"""Claude Code: `claude -p --output-format json`, the prompt on stdin, one JSON result
-object on stdout (a JSON array or JSON lines are read too). See docs/tools.md."""
+"""Claude Code: `claude -p --output-format stream-json --verbose --include-partial-messages`,
+the prompt on stdin, JSON lines on stdout ending with one `result` object (a single JSON
+object, as `--output-format json` prints it, or a JSON array is read too). See
+docs/tools.md."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from orchestrator.adapters import _classify as c
+from orchestrator.adapters._claude_result import (
+    KEY_ENV,
+    model_of,
+    no_result,
+    result_failure,
+    usage_of,
+    words,
+)
+from orchestrator.adapters._stream import JsonLines, JsonObject, dict_at, read_all, text_at
 from orchestrator.adapters.base import (
     ErrorKind,
     Invocation,
@@ -14,47 +26,39 @@ from orchestrator.adapters.base import (
     ToolFailure,
     Usage,
 )
+from orchestrator.progress.events import Event, Kind, target_of
 
 if TYPE_CHECKING:
     from orchestrator.config import ToolConfig
 
-KEY_ENV = "ANTHROPIC_API_KEY"
-PROVIDER = "Anthropic"
+OUTPUT = ["--output-format", "stream-json", "--verbose", "--include-partial-messages"]
 # The CLI retries every failure 10 times over ~3 minutes; the orchestrator owns retries.
 FAIL_FAST_ENV = {
     "CLAUDE_CODE_MAX_RETRIES": "0",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
-_ERROR_TYPES = {
-    "rate_limit_error": ErrorKind.RATE_LIMIT,
-    "overloaded_error": ErrorKind.OVERLOADED,
-    "authentication_error": ErrorKind.AUTH,
-    "permission_error": ErrorKind.AUTH,
-    "not_found_error": ErrorKind.BAD_REQUEST,
-    "invalid_request_error": ErrorKind.BAD_REQUEST,
-    "request_too_large": ErrorKind.BAD_REQUEST,
-    "api_error": ErrorKind.SERVER,
-}
-_CONNECTION_WORDS = ("ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "Connection error")
-_AUTH_WORDS = ("Not logged in", "Invalid API key", "/login")
-_STOPPED = {
-    "error_max_turns": "this tool's max_turns in config/tools.yaml",
-    "error_max_budget_usd": "the --max-budget-usd given in extra_args",
-}
+_COUNTS = (  # Usage's first four, in Anthropic's names
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 
 
 class ClaudeAdapter:
+    enforces_budget = True  # --max-budget-usd: claude stops itself between turns
+
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
     ) -> Invocation:
-        argv = [tool.binary, "-p", "--output-format", "json"]
+        argv = [tool.binary, "-p", *OUTPUT]
         if model:
             argv += ["--model", model]
         if tool.permission_mode:
             argv += ["--permission-mode", tool.permission_mode]
         if tool.max_turns is not None:
             argv += ["--max-turns", str(tool.max_turns)]
-        if ctx.budget_usd is not None:  # the task's own cap, enforced by claude itself
+        if ctx.budget_usd is not None:  # what is left of the task's cap, enforced by claude
             argv += ["--max-budget-usd", f"{ctx.budget_usd:g}"]
         argv += tool.extra_args
         env = dict(FAIL_FAST_ENV)
@@ -70,148 +74,216 @@ class ClaudeAdapter:
         stderr: bytes,
         exit_code: int | None,
     ) -> ParsedOutput:
-        events = c.json_objects(c.text_of(stdout))
-        result = next((e for e in reversed(events) if e.get("type") == "result"), None)
-        if result is None:
-            return ParsedOutput(failure=_no_result(stdout, c.text_of(stderr), exit_code))
-        failure = _result_failure(result)
-        session = result.get("session_id")
-        cost = result.get("total_cost_usd")
-        text = result.get("result")
-        return ParsedOutput(
-            text=text if failure is None and isinstance(text, str) else None,
-            usage=_usage(result),
-            cost_usd=float(cost) if isinstance(cost, int | float) else None,
-            model=_model(result, events) or model,
-            session_id=session if isinstance(session, str) else None,
-            failure=failure,
-        )
+        return read_all(ClaudeStream(model), stdout, stderr, exit_code)
 
     def watch_line(self, line: bytes) -> ToolFailure | None:
         return None
 
+    def stream(self, tool: ToolConfig, model: str | None) -> ClaudeStream:
+        return ClaudeStream(model)
 
-def _usage(result: dict[str, Any]) -> Usage | None:
-    """Claude reports cache reads and writes beside `input_tokens`, as Usage wants them.
-    The per-model totals (all models the run used, as the reported cost) win when given."""
-    rows = list(_per_model(result).values())
-    if rows:
-        return Usage(
-            input_tokens=sum(c.number(row.get("inputTokens")) for row in rows),
-            output_tokens=sum(c.number(row.get("outputTokens")) for row in rows),
-            cache_read_tokens=sum(c.number(row.get("cacheReadInputTokens")) for row in rows),
-            cache_write_tokens=sum(c.number(row.get("cacheCreationInputTokens")) for row in rows),
-            reasoning_tokens=sum(c.number(row.get("thinkingTokens")) for row in rows),
+
+class ClaudeStream:
+    """One run's stream-json: `system` (init, api_retry), `assistant` and `user` messages,
+    `stream_event`s (with --include-partial-messages), and the final `result`."""
+
+    def __init__(self, model: str | None) -> None:
+        self.requested = model
+        self.lines = JsonLines()
+        self.stop: ToolFailure | None = None
+        self.init: JsonObject = {}
+        self.final: JsonObject | None = None  # the result object
+        self.api_error: JsonObject | None = None  # the last assistant error message
+        self.usage: dict[str, list[int]] = {}  # per API message id, counts as _COUNTS
+        self.counted = False  # the usage changed since the last USAGE event
+        self.model: str | None = None  # the model of the latest real assistant message
+        self.head = ""  # the first line, for a message when no result comes
+        self.tools: dict[str, str] = {}  # tool_use id -> tool name
+        self.streamed: set[str] = set()  # messages whose words came as deltas
+        self.current = ""  # the message being streamed
+        self.turns = 0
+        self.waiting = False  # a turn was announced and nothing answered it yet
+
+    def feed(self, line: bytes) -> list[Event]:
+        if not self.head and line.strip():
+            self.head = c.shorten(c.text_of(line), 200)
+        events: list[Event] = []
+        for obj in self.lines.objects(line):
+            events += self._take(obj)
+        if self.counted:
+            self.counted = False
+            events.append(Event(Kind.USAGE, usage=self.total()))
+        return events
+
+    def _take(self, obj: JsonObject) -> list[Event]:
+        kind = obj.get("type")
+        if kind == "system":
+            return self._system(obj)
+        if kind == "assistant":
+            return self._assistant(obj)
+        if kind == "user":
+            return self._user(obj)
+        if kind == "stream_event":
+            return self._partial(dict_at(obj, "event"))
+        if kind == "result":
+            self.final = obj
+            self.counted = True
+        return []
+
+    def _system(self, obj: JsonObject) -> list[Event]:
+        if obj.get("subtype") == "init":
+            self.init = obj
+            model, session = text_at(obj, "model"), text_at(obj, "session_id")
+            return [Event(Kind.SESSION, name=model, session_id=session), self._turn()]
+        if obj.get("subtype") == "api_retry":
+            wait = c.number(obj.get("retry_delay_ms")) / 1000
+            why = f"API error {obj.get('error_status')} ({obj.get('error')})"
+            tries = f"retry {obj.get('attempt')}/{obj.get('max_retries')} in {wait:.1f}s"
+            return [Event(Kind.RETRY, text=f"{why}, {tries}")]
+        return []
+
+    def _turn(self) -> Event:
+        self.turns += 1
+        self.waiting = True
+        return Event(Kind.TURN, text=f"turn {self.turns}")
+
+    def _assistant(self, obj: JsonObject) -> list[Event]:
+        message = dict_at(obj, "message")
+        if obj.get("is_api_error_message") or obj.get("error"):
+            self.api_error = obj
+            return [Event(Kind.ERROR, text=words(message.get("content")))]
+        self.waiting = False
+        ident = text_at(message, "id") or ""
+        self._count(ident, message)
+        events = []
+        for block in message.get("content") or []:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "tool_use":
+                call = str(block.get("id"))
+                if call not in self.tools:
+                    self.tools[call] = tool = str(block.get("name"))
+                    events.append(Event(Kind.TOOL, name=tool, target=target_of(block.get("input"))))
+            elif kind in ("text", "thinking") and ident not in self.streamed:
+                text = text_at(block, kind)
+                if text:
+                    thought = "reasoning" if kind == "thinking" else None
+                    events.append(Event(Kind.TEXT, name=thought, text=text))
+        return events
+
+    def _user(self, obj: JsonObject) -> list[Event]:
+        content = dict_at(obj, "message").get("content")
+        results = [
+            block
+            for block in (content if isinstance(content, list) else [])
+            if isinstance(block, dict) and block.get("type") == "tool_result"
+        ]
+        events = [
+            Event(
+                Kind.TOOL_DONE,
+                name=self.tools.get(str(block.get("tool_use_id"))),
+                ok=not block.get("is_error"),
+            )
+            for block in results
+        ]
+        if results and not self.waiting:
+            events.append(self._turn())  # the results go back to the model
+        return events
+
+    def _partial(self, event: JsonObject) -> list[Event]:
+        """--include-partial-messages: the API's own stream events."""
+        kind = event.get("type")
+        if kind == "message_start":
+            message = dict_at(event, "message")
+            self.current = text_at(message, "id") or ""
+            self._count(self.current, message)
+        elif kind == "message_delta":
+            self._count(self.current, event)
+        elif kind == "content_block_delta":
+            delta = dict_at(event, "delta")
+            if delta.get("type") in ("text_delta", "thinking_delta"):
+                self.streamed.add(self.current)
+                thinking = delta.get("type") == "thinking_delta"
+                text = text_at(delta, "thinking" if thinking else "text")
+                if text:
+                    return [Event(Kind.TEXT, name="reasoning" if thinking else None, text=text)]
+        return []
+
+    def _count(self, ident: str, holder: JsonObject) -> None:
+        """A message's usage as last reported (its output grows as it streams)."""
+        model = text_at(holder, "model")
+        if model and not model.startswith("<"):  # "<synthetic>": the CLI's own messages
+            self.model = model
+        usage = holder.get("usage")
+        if not ident or not isinstance(usage, dict):
+            return
+        counts = [c.number(usage.get(key)) for key in _COUNTS]
+        old = self.usage.get(ident, [0] * len(_COUNTS))
+        new = [max(a, b) for a, b in zip(old, counts, strict=True)]
+        if new != old:
+            self.usage[ident] = new
+            self.counted = True
+
+    def total(self) -> Usage | None:
+        if self.final is not None:
+            return usage_of(self.final)
+        if not self.usage:
+            return None
+        sums = [sum(row[n] for row in self.usage.values()) for n in range(len(_COUNTS))]
+        return Usage(sums[0], sums[1], sums[2], sums[3])
+
+    def so_far(self) -> ParsedOutput:
+        cost = self.final.get("total_cost_usd") if self.final is not None else None
+        session = text_at(self.final, "session_id") or text_at(self.init, "session_id")
+        model = model_of(self.final or {}, self.init) if self.final else None
+        return ParsedOutput(
+            usage=self.total(),
+            cost_usd=float(cost) if isinstance(cost, int | float) else None,
+            model=model or self.model or text_at(self.init, "model") or self.requested,
+            session_id=session,
         )
-    usage = result.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    details = usage.get("output_tokens_details")
-    thinking = details.get("thinking_tokens") if isinstance(details, dict) else 0
-    return Usage(
-        input_tokens=c.number(usage.get("input_tokens")),
-        output_tokens=c.number(usage.get("output_tokens")),
-        cache_read_tokens=c.number(usage.get("cache_read_input_tokens")),
-        cache_write_tokens=c.number(usage.get("cache_creation_input_tokens")),
-        reasoning_tokens=c.number(thinking),
-    )
 
-
-def _per_model(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    per_model = result.get("modelUsage")
-    if not isinstance(per_model, dict):
-        return {}
-    return {name: row for name, row in per_model.items() if isinstance(row, dict)}
-
-
-def _model(result: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
-    """The model that wrote the most output; else the one the session started with."""
-    per_model = _per_model(result)
-    if per_model:
-        return max(per_model, key=lambda name: c.number(per_model[name].get("outputTokens")))
-    for event in events:
-        if event.get("type") == "system" and event.get("subtype") == "init":
-            found = event.get("model")
-            return found if isinstance(found, str) else None
-    return None
-
-
-def _result_failure(result: dict[str, Any]) -> ToolFailure | None:
-    """Claude says `subtype: success` even on API errors: read `is_error` and the
-    `api_error_*` fields."""
-    subtype = result.get("subtype")
-    if not result.get("is_error") and subtype == "success":
-        return None
-    text = result.get("result")
-    detail = text if isinstance(text, str) and text else str(subtype or "unknown error")
-    status = result.get("api_error_status")
-    kind = _kind(result, detail, status if isinstance(status, int) else None)
-    if kind is not None:
-        code = status if isinstance(status, int) else None
-        return c.api_failure(PROVIDER, code, kind, detail, key_env=KEY_ENV)
-    if subtype in _STOPPED:
-        turns = result.get("num_turns")
-        return c.failure(
-            ErrorKind.EXIT,
-            f"claude stopped before finishing ({subtype}, after {turns} turns): {detail}",
-            key_env=KEY_ENV,
-            hint=f"raise {_STOPPED[str(subtype)]}, or split the task",
+    def result(self, stderr: bytes, exit_code: int | None) -> ParsedOutput:
+        for obj in self.lines.finish():
+            self._take(obj)
+        reached = self.so_far()
+        if self.final is None:
+            return replace(reached, failure=self._no_result(c.text_of(stderr), exit_code))
+        failure = result_failure(self.final)
+        text = self.final.get("result")
+        model = model_of(self.final, self.init) or self.requested
+        return replace(
+            reached,
+            text=text if failure is None and isinstance(text, str) else None,
+            model=model,
+            failure=failure,
         )
-    return c.failure(ErrorKind.EXIT, f"claude reported an error: {detail}", key_env=KEY_ENV)
 
-
-def _kind(result: dict[str, Any], detail: str, status: int | None) -> ErrorKind | None:
-    error_type = result.get("api_error_type")
-    if isinstance(error_type, str) and error_type in _ERROR_TYPES:
-        return _ERROR_TYPES[error_type]
-    if status is not None:
-        return c.kind_for_status(status)
-    if result.get("api_error") == "connection_failed" or any(
-        word in detail for word in _CONNECTION_WORDS
-    ):
-        return ErrorKind.CONNECTION
-    if result.get("terminal_reason") == "prompt_too_long":
-        return ErrorKind.BAD_REQUEST
-    if any(word in detail for word in _AUTH_WORDS):
-        return ErrorKind.AUTH
-    return None
-
-
-def _no_result(stdout: bytes, stderr: str, exit_code: int | None) -> ToolFailure:
-    """No result object: bad flags and refusals print on stderr with an empty stdout."""
-    said = c.stderr_summary(stderr)
-    if stdout.strip():
-        head = c.shorten(c.text_of(stdout), 200)
-        return c.failure(
-            ErrorKind.BAD_OUTPUT,
-            f"claude printed no JSON result object (exit {exit_code}): {head}; stderr: {said}",
-            key_env=KEY_ENV,
-        )
-    if exit_code == 0:
-        return c.failure(
-            ErrorKind.BAD_OUTPUT,
-            f"claude printed nothing on stdout; stderr: {said}",
-            key_env=KEY_ENV,
-        )
-    if "native binary not installed" in stderr:
-        return c.failure(
-            ErrorKind.MISSING_BINARY,
-            f"claude cannot start: {said}",
-            key_env=KEY_ENV,
-            hint="reinstall @anthropic-ai/claude-code with its install script enabled",
-        )
-    hint = None
-    if "root/sudo" in stderr:
-        hint = (
-            "bypassPermissions is refused as root: run the orchestrator as another user, or "
-            "set IS_SANDBOX=1 (listed in this tool's env:) only inside a real sandbox"
-        )
-    return c.failure(
-        ErrorKind.CLI_USAGE,
-        f"claude refused to run (exit {exit_code}): {said}",
-        key_env=KEY_ENV,
-        hint=hint,
-    )
+    def _no_result(self, stderr: str, exit_code: int | None) -> ToolFailure:
+        """No result object: an API error shown by an assistant message before the stream
+        ended, a stream cut off, or (empty stdout) a refused command line."""
+        if self.api_error is not None:
+            message = self.api_error.get("message")
+            fields = {k: v for k, v in self.api_error.items() if k.startswith("api_error")}
+            detail = words(message.get("content") if isinstance(message, dict) else None)
+            return result_failure({"is_error": True, "result": detail, **fields}) or c.failure(
+                ErrorKind.EXIT, f"claude reported an error: {detail}", key_env=KEY_ENV
+            )
+        if self.init:
+            cut = " (its last line cut off mid-line)" if self.lines.last_bad else ""
+            if exit_code is not None and exit_code < 0:
+                return c.failure(
+                    ErrorKind.SIGNAL,
+                    f"claude was killed by signal {-exit_code} before its result{cut}",
+                    key_env=KEY_ENV,
+                    hint="see its stderr",
+                )
+            return c.failure(
+                ErrorKind.BAD_OUTPUT,
+                f"claude's stream ended without its result line (exit {exit_code}){cut}; "
+                f"stderr: {c.stderr_summary(stderr)}",
+                key_env=KEY_ENV,
+            )
+        return no_result(self.head, stderr, exit_code)
 
 
 ADAPTER = ClaudeAdapter()

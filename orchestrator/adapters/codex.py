@@ -1,13 +1,16 @@
 """OpenAI Codex: `codex [-a MODE] [-c …] exec --json --skip-git-repo-check … -`, the prompt
-on stdin, JSON lines (events) on stdout. See docs/tools.md."""
+on stdin, JSON lines (events) on stdout, read as they come by `CodexStream`. See
+docs/tools.md."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import _classify as c
+from orchestrator.adapters._stream import JsonLines, JsonObject, dict_at, read_all, text_at
 from orchestrator.adapters.base import (
     ErrorKind,
     Invocation,
@@ -16,6 +19,7 @@ from orchestrator.adapters.base import (
     ToolFailure,
     Usage,
 )
+from orchestrator.progress.events import Event, Kind, target_of
 
 if TYPE_CHECKING:
     from orchestrator.config import ToolConfig
@@ -63,6 +67,8 @@ def provider_args(base_url: str) -> list[str]:
 
 
 class CodexAdapter:
+    enforces_budget = False
+
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
     ) -> Invocation:
@@ -87,19 +93,7 @@ class CodexAdapter:
         stderr: bytes,
         exit_code: int | None,
     ) -> ParsedOutput:
-        events = c.json_objects(c.text_of(stdout))
-        if not events:
-            return ParsedOutput(failure=_no_events(stdout, c.text_of(stderr), exit_code))
-        thread = next(
-            (e.get("thread_id") for e in events if e.get("type") == "thread.started"), None
-        )
-        return ParsedOutput(
-            text=_final_text(events),
-            usage=_usage(events),
-            model=model,  # codex does not say; it ran what it was asked for
-            session_id=thread if isinstance(thread, str) else None,
-            failure=_turn_failure(events, exit_code),
-        )
+        return read_all(CodexStream(model), stdout, stderr, exit_code)
 
     def watch_line(self, line: bytes) -> ToolFailure | None:
         """Codex never exits while the API is unreachable: stop it at the first
@@ -112,36 +106,148 @@ class CodexAdapter:
             return None
         if not isinstance(event, dict) or event.get("type") != "error":
             return None
-        message = event.get("message")
-        if isinstance(message, str) and "waiting for network" in message:
-            return c.api_failure(PROVIDER, None, ErrorKind.CONNECTION, message, key_env=KEY_ENV)
-        return None
+        return _network_lost(event.get("message"))
+
+    def stream(self, tool: ToolConfig, model: str | None) -> CodexStream:
+        return CodexStream(model)
 
 
-def _final_text(events: list[dict[str, Any]]) -> str | None:
-    """The text of the last `agent_message` item."""
-    items = [e.get("item") for e in events if e.get("type") == "item.completed"]
-    texts = [
-        item.get("text")
-        for item in items
-        if isinstance(item, dict) and item.get("type") == "agent_message"
-    ]
-    return next((text for text in reversed(texts) if isinstance(text, str)), None)
+def _network_lost(message: object) -> ToolFailure | None:
+    if isinstance(message, str) and "waiting for network" in message:
+        return c.api_failure(PROVIDER, None, ErrorKind.CONNECTION, message, key_env=KEY_ENV)
+    return None
 
 
-def _usage(events: list[dict[str, Any]]) -> Usage | None:
+class CodexStream:
+    """One run's `exec --json` events: thread.started, turn.started, item.started /
+    item.completed (commands, file changes, MCP tool calls, web searches, reasoning,
+    messages), turn.completed (usage) or turn.failed, and error lines."""
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model  # codex does not say; it ran what it was asked for
+        self.lines = JsonLines()
+        self.stop: ToolFailure | None = None
+        self.thread: str | None = None
+        self.text: str | None = None  # the last agent_message
+        self.totals: dict[str, int] = {}  # turn.completed usage, summed over turns
+        self.failed: str | None = None  # the first turn.failed message
+        self.completed = False
+        self.errors: list[str] = []  # `error` lines' messages
+        self.turns = 0
+        self.items: set[str] = set()  # items announced (started) already
+        self.head = b""  # the first line, for a message when no event comes
+
+    def feed(self, line: bytes) -> list[Event]:
+        if not self.head and line.strip():
+            self.head = line[:400]
+        events: list[Event] = []
+        for obj in self.lines.objects(line):
+            events += self._take(obj)
+        return events
+
+    def _take(self, obj: JsonObject) -> list[Event]:
+        kind = obj.get("type")
+        if kind == "thread.started":
+            self.thread = text_at(obj, "thread_id")
+            return [Event(Kind.SESSION, session_id=self.thread)]
+        if kind == "turn.started":
+            self.turns += 1
+            return [Event(Kind.TURN, text=f"turn {self.turns}")]
+        if kind in ("item.started", "item.updated", "item.completed"):
+            return self._item(dict_at(obj, "item"), done=kind == "item.completed")
+        if kind == "turn.completed":
+            self.completed = True
+            for key, value in dict_at(obj, "usage").items():
+                self.totals[key] = self.totals.get(key, 0) + c.number(value)
+            return [Event(Kind.USAGE, usage=self._usage())] if self.totals else []
+        if kind == "turn.failed":
+            message = text_at(dict_at(obj, "error"), "message") or "turn failed"
+            self.failed = self.failed or message
+            return [Event(Kind.ERROR, text=message)]
+        if kind == "error":
+            message = text_at(obj, "message") or "error"
+            self.errors.append(message)
+            self.stop = self.stop or _network_lost(message)
+            retrying = message.startswith("Reconnecting")
+            return [Event(Kind.RETRY if retrying else Kind.ERROR, text=message)]
+        return []
+
+    def _item(self, item: JsonObject, *, done: bool) -> list[Event]:
+        """An item's call when it starts (or completes unannounced), its end when done."""
+        kind, ident = item.get("type"), str(item.get("id"))
+        if kind == "agent_message" and done:
+            self.text = text_at(item, "text")
+            return [Event(Kind.TEXT, text=self.text)] if self.text else []
+        if kind == "reasoning" and done:
+            thought = text_at(item, "text")
+            return [Event(Kind.TEXT, name="reasoning", text=thought)] if thought else []
+        if kind == "error" and done:  # a warning, e.g. unknown model metadata
+            return [Event(Kind.ERROR, text=text_at(item, "message"))]
+        call = _call(item)
+        if call is None:
+            return []
+        events = []
+        if ident not in self.items:
+            self.items.add(ident)
+            events.append(call)
+        if done:
+            ok = item.get("status") in ("completed", None) and item.get("exit_code") in (0, None)
+            events.append(Event(Kind.TOOL_DONE, name=call.name, ok=ok))
+        return events
+
+    def _usage(self) -> Usage | None:
+        return _usage(self.totals) if self.totals else None
+
+    def so_far(self) -> ParsedOutput:
+        return ParsedOutput(usage=self._usage(), model=self.model, session_id=self.thread)
+
+    def result(self, stderr: bytes, exit_code: int | None) -> ParsedOutput:
+        for obj in self.lines.finish():
+            self._take(obj)
+        reached = self.so_far()
+        if self.thread is None and not self.turns and not self.completed and not self.errors:
+            failure = _no_events(self.head, c.text_of(stderr), exit_code)
+            return replace(reached, failure=failure)
+        return replace(reached, text=self.text, failure=self._failure(exit_code))
+
+    def _failure(self, exit_code: int | None) -> ToolFailure | None:
+        if self.failed is not None:
+            return classify(self.failed)
+        if self.completed:
+            return None
+        if self.errors:
+            return classify(self.errors[-1])
+        cut = "; its last line was cut off mid-line" if self.lines.last_bad else ""
+        return c.failure(
+            ErrorKind.BAD_OUTPUT,
+            f"codex ended (exit {exit_code}) without turn.completed or turn.failed{cut}",
+            key_env=KEY_ENV,
+        )
+
+
+def _call(item: JsonObject) -> Event | None:
+    """The tool call an item is, if it is one."""
+    kind = item.get("type")
+    if kind == "command_execution":
+        return Event(Kind.TOOL, name="shell", target=target_of(item))
+    if kind == "file_change":
+        changes = item.get("changes")
+        paths = [
+            str(change.get("path"))
+            for change in (changes if isinstance(changes, list) else [])
+            if isinstance(change, dict)
+        ]
+        return Event(Kind.TOOL, name="edit", target=", ".join(paths) or None)
+    if kind == "mcp_tool_call":
+        name = f"{item.get('server')}/{item.get('tool')}"
+        return Event(Kind.TOOL, name=name, target=target_of(item.get("arguments")))
+    if kind == "web_search":
+        return Event(Kind.TOOL, name="web_search", target=target_of(item))
+    return None
+
+
+def _usage(total: dict[str, int]) -> Usage:
     """Codex's `input_tokens` include the cached and cache-written tokens: subtract them."""
-    rows = [
-        e["usage"]
-        for e in events
-        if e.get("type") == "turn.completed" and isinstance(e.get("usage"), dict)
-    ]
-    if not rows:
-        return None
-    total: dict[str, int] = {}
-    for row in rows:
-        for key, value in row.items():
-            total[key] = total.get(key, 0) + c.number(value)
     cached = total.get("cached_input_tokens", 0)
     written = total.get("cache_write_input_tokens", 0)
     return Usage(
@@ -150,24 +256,6 @@ def _usage(events: list[dict[str, Any]]) -> Usage | None:
         cache_read_tokens=cached,
         cache_write_tokens=written,
         reasoning_tokens=total.get("reasoning_output_tokens", 0),
-    )
-
-
-def _turn_failure(events: list[dict[str, Any]], exit_code: int | None) -> ToolFailure | None:
-    types = [e.get("type") for e in events]
-    if "turn.failed" in types:
-        error = events[types.index("turn.failed")].get("error")
-        message = error.get("message") if isinstance(error, dict) else None
-        return classify(message if isinstance(message, str) else "turn failed")
-    if "turn.completed" in types:
-        return None
-    errors = [e.get("message") for e in events if e.get("type") == "error"]
-    if errors and isinstance(errors[-1], str):
-        return classify(errors[-1])
-    return c.failure(
-        ErrorKind.BAD_OUTPUT,
-        f"codex ended (exit {exit_code}) without turn.completed or turn.failed",
-        key_env=KEY_ENV,
     )
 
 
@@ -215,6 +303,7 @@ def _body_failure(error: dict[str, Any], message: str) -> ToolFailure:
 
 
 def _no_events(stdout: bytes, stderr: str, exit_code: int | None) -> ToolFailure:
+    """No event at all: a refused command line (nothing on stdout), or no JSON."""
     said = c.stderr_summary(stderr)
     if exit_code == 0 or stdout.strip():
         head = c.shorten(c.text_of(stdout), 200) or "(empty)"

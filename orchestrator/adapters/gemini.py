@@ -1,14 +1,17 @@
-"""Gemini CLI: `gemini -o json --skip-trust …`, the prompt on stdin, one JSON object on
-stdout, or an error object at the end of stderr (stream-json lines are read too). Settings
-go in a private GEMINI_CLI_HOME inside the run directory. See docs/tools.md."""
+"""Gemini CLI: `gemini -o stream-json --skip-trust …`, the prompt on stdin, JSON lines on
+stdout (init, messages, tool calls and results, one result line), or an error object at
+the end of stderr (`-o json`'s one object is read too). Settings go in a private
+GEMINI_CLI_HOME inside the run directory. See docs/tools.md."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import _classify as c
+from orchestrator.adapters._stream import JsonLines, JsonObject, read_all, text_at
 from orchestrator.adapters.base import (
     ErrorKind,
     Invocation,
@@ -17,6 +20,7 @@ from orchestrator.adapters.base import (
     ToolFailure,
     Usage,
 )
+from orchestrator.progress.events import Event, Kind, target_of
 
 if TYPE_CHECKING:
     from orchestrator.config import ToolConfig
@@ -56,10 +60,12 @@ def settings(tool: ToolConfig) -> dict[str, Any]:
 
 
 class GeminiAdapter:
+    enforces_budget = False
+
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
     ) -> Invocation:
-        argv = [tool.binary, "-o", "json", "--skip-trust"]
+        argv = [tool.binary, "-o", "stream-json", "--skip-trust"]
         if model:
             argv += ["-m", model]  # without it, the `auto` router adds a call with 5 retries
         if tool.approval_mode:
@@ -87,19 +93,121 @@ class GeminiAdapter:
         stderr: bytes,
         exit_code: int | None,
     ) -> ParsedOutput:
-        err = c.text_of(stderr)
-        events = c.json_objects(c.text_of(stdout))
-        if len(events) == 1 and "type" not in events[0]:
-            return _parse_json(events[0], model, err, exit_code)
-        if any(e.get("type") == "result" for e in events):
-            return _parse_stream(events, model, err)
-        error = c.trailing_json_object(err)
-        if error is not None and isinstance(error.get("error"), dict):
-            return _parse_json(error, model, err, exit_code)
-        return ParsedOutput(failure=_no_json(stdout, err, exit_code))
+        return read_all(GeminiStream(model), stdout, stderr, exit_code)
 
     def watch_line(self, line: bytes) -> ToolFailure | None:
         return None
+
+    def stream(self, tool: ToolConfig, model: str | None) -> GeminiStream:
+        return GeminiStream(model)
+
+
+class GeminiStream:
+    """One run's `-o stream-json` lines: init, messages (the user's, the assistant's word
+    deltas), tool_use / tool_result, error, and one result line with the stats; or
+    `-o json`'s one document, indented over many lines."""
+
+    def __init__(self, model: str | None) -> None:
+        self.requested = model
+        self.lines = JsonLines(documents=True)
+        self.stop: ToolFailure | None = None
+        self.init: JsonObject = {}
+        self.final: JsonObject | None = None  # the result line
+        self.doc: JsonObject | None = None  # -o json's document
+        self.texts: list[str] = []
+        self.tools: dict[str, str] = {}  # tool_id -> tool_name
+        self.turns = 0
+        self.waiting = False  # a turn was announced and nothing answered it yet
+        self.head = b""
+
+    def feed(self, line: bytes) -> list[Event]:
+        if not self.head and line.strip():
+            self.head = line[:400]
+        events: list[Event] = []
+        for obj in self.lines.objects(line):
+            events += self._take(obj)
+        return events
+
+    def _take(self, obj: JsonObject) -> list[Event]:
+        kind = obj.get("type")
+        if kind is None:
+            self.doc = obj
+            return []
+        if kind == "init":
+            self.init = obj
+            return [
+                Event(
+                    Kind.SESSION, name=text_at(obj, "model"), session_id=text_at(obj, "session_id")
+                )
+            ]
+        if kind == "message" and obj.get("role") == "user":
+            return [self._turn()]
+        if kind == "message" and obj.get("role") == "assistant":
+            self.waiting = False
+            text = str(obj.get("content", ""))
+            self.texts.append(text)
+            return [Event(Kind.TEXT, text=text)] if text else []
+        if kind == "tool_use":
+            self.waiting = False
+            name = str(obj.get("tool_name"))
+            self.tools[str(obj.get("tool_id"))] = name
+            return [Event(Kind.TOOL, name=name, target=target_of(obj.get("parameters")))]
+        if kind == "tool_result":
+            called = self.tools.get(str(obj.get("tool_id")))
+            done = Event(Kind.TOOL_DONE, name=called, ok=obj.get("status") == "success")
+            return [done] if self.waiting else [done, self._turn()]
+        if kind == "error":
+            return [Event(Kind.ERROR, text=text_at(obj, "message"))]
+        if kind == "result":
+            self.final = obj
+            return [Event(Kind.USAGE, usage=_stream_usage(obj))]
+        return []
+
+    def _turn(self) -> Event:
+        self.turns += 1
+        self.waiting = True
+        return Event(Kind.TURN, text=f"turn {self.turns}")
+
+    def so_far(self) -> ParsedOutput:
+        session = text_at(self.init, "session_id")
+        if self.final is not None:
+            model = _stream_model(self.init, self.final) or self.requested
+            return ParsedOutput(usage=_stream_usage(self.final), model=model, session_id=session)
+        return ParsedOutput(model=text_at(self.init, "model") or self.requested, session_id=session)
+
+    def result(self, stderr: bytes, exit_code: int | None) -> ParsedOutput:
+        for obj in self.lines.finish():
+            self._take(obj)
+        err = c.text_of(stderr)
+        if self.doc is not None and self.final is None and not self.init:
+            return _parse_json(self.doc, self.requested, err, exit_code)
+        if self.final is not None:
+            return self._stream_result(err)
+        error = c.trailing_json_object(err)
+        if error is not None and isinstance(error.get("error"), dict):
+            return _parse_json(error, self.requested, err, exit_code)
+        if self.init:  # the stream began, and ended before its result line
+            cut = " (its last line cut off mid-line)" if self.lines.last_bad else ""
+            message = f"gemini's stream ended without its result line (exit {exit_code}){cut}"
+            kind = ErrorKind.BAD_OUTPUT
+            if exit_code is not None and exit_code < 0:
+                kind, message = ErrorKind.SIGNAL, f"gemini was killed by signal {-exit_code}"
+            failure = c.failure(
+                kind, f"{message}; stderr: {c.stderr_summary(err)}", key_env=KEY_ENV
+            )
+            return replace(self.so_far(), failure=failure)
+        return ParsedOutput(failure=_no_json(self.head, err, exit_code))
+
+    def _stream_result(self, err: str) -> ParsedOutput:
+        """The result line: status, error, stats (no per-role stats, unlike -o json)."""
+        final = self.final or {}
+        failure = None
+        if final.get("status") != "success":
+            error = final.get("error")
+            failure = _error_failure(error if isinstance(error, dict) else {}, err, None)
+        return replace(
+            self.so_far(), text="".join(self.texts) if failure is None else None, failure=failure
+        )
 
 
 def _parse_json(doc: dict[str, Any], model: str | None, err: str, code: int | None) -> ParsedOutput:
@@ -164,38 +272,27 @@ def _role(entry: Any, role: str) -> Any:
     return roles.get(role) if isinstance(roles, dict) else None
 
 
-def _parse_stream(events: list[dict[str, Any]], model: str | None, err: str) -> ParsedOutput:
-    """`-o stream-json`: init, message deltas, one result line (no per-role stats)."""
-    init = next((e for e in events if e.get("type") == "init"), {})
-    result = next(e for e in reversed(events) if e.get("type") == "result")
+def _stream_usage(result: dict[str, Any]) -> Usage:
     stats = _dict(result.get("stats"))
-    models = {name: _dict(entry) for name, entry in _dict(stats.get("models")).items()}
+    cached = c.number(stats.get("cached"))
+    return Usage(
+        input_tokens=max(0, c.number(stats.get("input_tokens")) - cached),
+        output_tokens=c.number(stats.get("output_tokens")),
+        cache_read_tokens=cached,
+    )
+
+
+def _stream_model(init: dict[str, Any], result: dict[str, Any]) -> str | None:
+    """The model asked for; with `auto`, the one that took the biggest prompt."""
+    models = {
+        name: _dict(entry)
+        for name, entry in _dict(_dict(result.get("stats")).get("models")).items()
+    }
     chosen = init.get("model")
     if chosen not in models:  # `auto`: the main model took the biggest prompt
         used = {m: c.number(entry.get("input_tokens")) for m, entry in models.items()}
         chosen = max(used, key=lambda m: used[m]) if any(used.values()) else None
-    failure = None
-    if result.get("status") != "success":
-        error = result.get("error")
-        failure = _error_failure(error if isinstance(error, dict) else {}, err, None)
-    texts = [
-        str(e.get("content", ""))
-        for e in events
-        if e.get("type") == "message" and e.get("role") == "assistant"
-    ]
-    cached = c.number(stats.get("cached"))
-    session = init.get("session_id")
-    return ParsedOutput(
-        text="".join(texts) if failure is None else None,
-        usage=Usage(
-            input_tokens=max(0, c.number(stats.get("input_tokens")) - cached),
-            output_tokens=c.number(stats.get("output_tokens")),
-            cache_read_tokens=cached,
-        ),
-        model=chosen if isinstance(chosen, str) else model,
-        session_id=session if isinstance(session, str) else None,
-        failure=failure,
-    )
+    return chosen if isinstance(chosen, str) else None
 
 
 def _error_failure(error: dict[str, Any], err: str, exit_code: int | None) -> ToolFailure:
@@ -253,6 +350,7 @@ def _exit_failure(
 
 
 def _no_json(stdout: bytes, err: str, exit_code: int | None) -> ToolFailure:
+    """Nothing read: `stdout` is its first line (or nothing)."""
     said = c.stderr_summary(err)
     if exit_code == 0 or stdout.strip():
         head = c.shorten(c.text_of(stdout), 200) or "(empty)"

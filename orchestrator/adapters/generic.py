@@ -7,15 +7,19 @@ prompt is one argv element whatever it contains. A prompt appended at the end (n
 `{prompt}` in args) that starts with `-` comes after `--`, so no tool reads it as an option;
 config validation refuses a template that puts `{prompt}` alone where an option may stand.
 Output is read as `text`, `json` or `jsonl`, with dotted paths (`usage.input_tokens`,
-`items.0.text`) for each field.
+`items.0.text`) for each field. `jsonl` is a stream: each line is read as it comes (the
+latest value found at each path so far is the field's value), which gives progress events
+(the text, the usage so far) while the tool runs.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.adapters._stream import JsonLines, read_all
 from orchestrator.adapters.base import (
     ErrorKind,
     Invocation,
@@ -24,6 +28,7 @@ from orchestrator.adapters.base import (
     ToolFailure,
     Usage,
 )
+from orchestrator.progress.events import Event, Kind
 
 if TYPE_CHECKING:
     from orchestrator.config import OutputSpec, ToolConfig
@@ -32,6 +37,7 @@ PROMPT_FILE = "prompt.txt"
 ANSWER_FILE = "answer.txt"  # `{output_file}`: where a tool that writes its answer puts it
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_]+)\}")
 _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+_FIELDS = ("text", *_TOKEN_FIELDS, "cost_usd", "model", "session_id")
 
 
 def format_arg(template: str, values: dict[str, str]) -> str:
@@ -58,6 +64,8 @@ def lookup(data: Any, path: str) -> Any:
 
 
 class GenericAdapter:
+    enforces_budget = False
+
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
     ) -> Invocation:
@@ -93,49 +101,77 @@ class GenericAdapter:
         stderr: bytes,
         exit_code: int | None,
     ) -> ParsedOutput:
-        text = stdout.decode("utf-8", errors="replace")
         spec = tool.output
+        if spec.format == "jsonl":
+            return read_all(JsonlStream(spec, model), stdout, stderr, exit_code)
+        text = stdout.decode("utf-8", errors="replace")
         if spec.format == "text":
             return ParsedOutput(text=text.strip(), model=model)
         try:
-            documents = _documents(text, spec.format)
+            value = json.loads(text)
         except ValueError as exc:
-            return _bad_output(f"{spec.format} output could not be parsed: {exc}", exit_code)
-        if not documents:
-            return _bad_output(f"no {spec.format} object in the output", exit_code)
-        return _extract(documents, spec, model, exit_code)
+            return _bad_output(f"json output could not be parsed: {exc}", exit_code)
+        if not isinstance(value, dict):
+            what = f"expected a JSON object, got {type(value).__name__}"
+            return _bad_output(f"json output could not be parsed: {what}", exit_code)
+        found = {name: _at(value, getattr(spec, name)) for name in _FIELDS}
+        return _extract(found, spec, model, exit_code)
 
     def watch_line(self, line: bytes) -> ToolFailure | None:
         return None
 
-
-def _documents(text: str, fmt: str) -> list[dict[str, Any]]:
-    if fmt == "json":
-        value = json.loads(text)
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-        return [value]
-    docs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"line {number}: {exc.msg}") from None
-        if isinstance(value, dict):
-            docs.append(value)
-    return docs
+    def stream(self, tool: ToolConfig, model: str | None) -> JsonlStream | None:
+        return JsonlStream(tool.output, model) if tool.output.format == "jsonl" else None
 
 
-def _last(documents: list[dict[str, Any]], path: str | None) -> Any:
-    if path is None:
-        return None
-    for doc in reversed(documents):
-        value = lookup(doc, path)
-        if value is not None:
-            return value
-    return None
+class JsonlStream:
+    """A jsonl tool's lines: each field is the latest value found at its path so far."""
+
+    def __init__(self, spec: OutputSpec, model: str | None) -> None:
+        self.spec = spec
+        self.model = model
+        self.lines = JsonLines(strict=True)
+        self.stop: ToolFailure | None = None
+        self.found: dict[str, Any] = {}  # field -> its latest value
+        self.documents = 0
+        self.paths = [(name, path) for name in _FIELDS if (path := getattr(spec, name))]
+
+    def feed(self, line: bytes) -> list[Event]:
+        events: list[Event] = []
+        for doc in self.lines.objects(line):
+            self.documents += 1
+            counted = False
+            for name, path in self.paths:
+                value = lookup(doc, path)
+                if value is None:
+                    continue
+                self.found[name] = value
+                if name == "text":
+                    words = value if isinstance(value, str) else json.dumps(value)
+                    events.append(Event(Kind.TEXT, text=words))
+                counted = counted or name in _TOKEN_FIELDS or name == "cost_usd"
+            if counted:
+                events.append(Event(Kind.USAGE, usage=_usage(self.found)))
+        return events
+
+    def so_far(self) -> ParsedOutput:
+        return _reached(self.found, self.model)
+
+    def result(self, stderr: bytes, exit_code: int | None) -> ParsedOutput:
+        problem = None
+        if self.lines.first_bad is not None:
+            number, why = self.lines.first_bad
+            cut = " (the last line, cut off mid-line)" if self.lines.last_bad else ""
+            problem = f"jsonl output could not be parsed: line {number}{cut}: {why}"
+        elif not self.documents:
+            problem = "no jsonl object in the output"
+        if problem is None:
+            return _extract(self.found, self.spec, self.model, exit_code)
+        return replace(_bad_output(problem, exit_code), usage=_usage(self.found))
+
+
+def _at(document: dict[str, Any], path: str | None) -> Any:
+    return None if path is None else lookup(document, path)
 
 
 def _number(value: Any) -> float | None:
@@ -155,25 +191,35 @@ def _count(value: float | None) -> int:
     return int(value) if value.is_integer() else -1
 
 
+def _usage(found: dict[str, Any]) -> Usage | None:
+    counts = {name: _number(found.get(name)) for name in _TOKEN_FIELDS}
+    if all(value is None for value in counts.values()):
+        return None
+    return Usage(**{name: _count(value) for name, value in counts.items()})
+
+
 def _extract(
-    documents: list[dict[str, Any]], spec: OutputSpec, model: str | None, exit_code: int | None
+    found: dict[str, Any], spec: OutputSpec, model: str | None, exit_code: int | None
 ) -> ParsedOutput:
-    text = _last(documents, spec.text)
+    """The fields found (a field's value, or None), as parsed output."""
+    text = found.get("text")
     if spec.text is not None and text is None:
-        return _bad_output(f"the output has no {spec.text!r} field", exit_code)
+        return replace(
+            _bad_output(f"the output has no {spec.text!r} field", exit_code),
+            usage=_usage(found),
+        )
     if text is not None and not isinstance(text, str):
         text = json.dumps(text)
-    counts = {name: _number(_last(documents, getattr(spec, name))) for name in _TOKEN_FIELDS}
-    usage = None
-    if any(value is not None for value in counts.values()):
-        usage = Usage(**{name: _count(value) for name, value in counts.items()})
-    cost = _number(_last(documents, spec.cost_usd))
-    reported_model = _last(documents, spec.model)
-    session = _last(documents, spec.session_id)
+    return replace(_reached(found, model), text=text)
+
+
+def _reached(found: dict[str, Any], model: str | None) -> ParsedOutput:
+    """Usage, cost, model and session of the fields found."""
+    reported_model = found.get("model")
+    session = found.get("session_id")
     return ParsedOutput(
-        text=text,
-        usage=usage,
-        cost_usd=cost,
+        usage=_usage(found),
+        cost_usd=_number(found.get("cost_usd")),
         model=str(reported_model) if reported_model is not None else model,
         session_id=str(session) if session is not None else None,
     )

@@ -1,0 +1,1 @@
+"""Live progress of running tools: events from their output streams, logged per task."""
