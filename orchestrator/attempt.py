@@ -27,6 +27,7 @@ from orchestrator.adapters.base import (
 from orchestrator.engine import iso, now_utc, tool_env
 from orchestrator.pricing import Cost
 from orchestrator.process import MAX_STREAM_BYTES, ProcessResult, run_process
+from orchestrator.progress import live as progress
 from orchestrator.results import AttemptRecord, error_info
 from orchestrator.routing import Attempt, agent_tools, current_model, resolve, supersede
 from orchestrator.safefile import read_head
@@ -233,15 +234,19 @@ async def run_attempt(
     task = run.task
     tool = config.tools[attempt.tool]
     adapter = get_adapter(tool.adapter)
+    live = progress.for_attempt(engine, run, attempt, tool, adapter)  # None: no stream
     started = now_utc()
     clock = time.monotonic()
     run_dir = engine.take_run_dir()
     parsed = ParsedOutput()
     exit_code: int | None = None
+    killed = False  # mid-run (timeout, stall, budget, a line proving failure): partial usage
     try:
         ctx = RunContext(
             task_id=task.id, workspace=config.root, run_dir=run_dir, budget_usd=task.budget_usd
         )
+        if ctx.budget_usd is not None:  # what the task's earlier attempts left of it
+            ctx = replace(ctx, budget_usd=progress.budget_left(run))
         invocation = engine.invocation(attempt, run.prompt, ctx)
         for name, data in invocation.files.items():
             target = run_dir / name
@@ -250,18 +255,20 @@ async def run_attempt(
         env = tool_env(tool, invocation.env, run_dir)
         failure = engine.check_binary(invocation.argv[0], env["PATH"], attempt.tool)
         if failure is None:
-            async with engine.limiter(attempt.tool):
+            async with engine.limiter(attempt.tool), progress.flushing(live):
                 proc = await _run(
                     invocation,
                     env,
                     (config.root, run_dir),
                     task.timeout or tool.timeout,
                     idle_limit(task.idle_timeout, tool),
-                    adapter.watch_line,
+                    live.watch if live else adapter.watch_line,
                     engine.on_group,
                 )
             if isinstance(proc, ToolFailure):
                 failure = proc
+                if live is not None:
+                    parsed, killed = live.reached(), True
             else:
                 exit_code = proc.exit_code
                 if invocation.answer_file is not None:
@@ -270,6 +277,8 @@ async def run_attempt(
     finally:
         engine.give_back(run_dir)
     parsed, cost = _priced(engine, run, attempt, parsed)
+    if killed and cost.source is not None:
+        cost = replace(cost, source="partial")  # what it had reached when it was stopped
     usage = None
     if parsed.usage is not None:
         usage = {k: v for k, v in vars(parsed.usage).items() if v or k != "reasoning_tokens"}
@@ -286,6 +295,8 @@ async def run_attempt(
         cost_usd=cost.usd,
         cost_source=cost.source,
     )
+    if live is not None:
+        live.finish(record, parsed, cost.usd)
     return record, parsed, failure, cost
 
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CostSource = Literal["reported", "computed"]
+# partial: a run stopped mid-way (timeout, stall, budget): the usage it had reached, priced
+CostSource = Literal["reported", "computed", "partial"]
 CONFIG_VERSION = "models.yaml"
 
 
