@@ -10,8 +10,10 @@ working folder; the "server-down" cases point the CLI at a closed port instead.
 For every case in :data:`CASES` it writes ``NAME.stdout.txt`` and ``NAME.stderr.txt``, the
 help texts go to ``help/``, and ``index.json`` says, per case: the CLI and its version, the
 argv and stdin, what the fake API was told to answer (``fake``: a reply and usage, an HTTP
-status, or ``down``), the requests it received (model, status, whether it was a utility call
-asking for JSON by schema), and the exit code (``"timeout"`` when the capture killed it).
+status, or ``down``; ``tool`` when it answered the first call with a call of that tool, see
+FAKE_TOOL), the requests it received (model, status, whether it was a utility call asking
+for JSON by schema), and the exit code (``"timeout"`` when the capture killed it). A case
+with a tool call finds a ``notes.txt`` in its working folder.
 
 Re-running it gives equivalent files, not identical ones. What varies from run to run:
 session, thread and message ids, process ids (claude's socket path), timestamps and
@@ -65,10 +67,14 @@ KILL_GRACE_S = 3.0
 
 CLAUDE_JSON = ("--output-format", "json")
 CLAUDE_STREAM = ("--output-format", "stream-json", "--verbose")
+CLAUDE_PARTIAL = (*CLAUDE_STREAM, "--include-partial-messages")  # what the adapter runs
 GEMINI_JSON = ("-o", "json", "--skip-trust")
 GEMINI_STREAM = ("-o", "stream-json", "--skip-trust")
 GEMINI_FLASH = ("-m", "gemini-2.5-flash")
 STATUSES = (401, 429, 500, 503, 529)
+WORK = "{work}"  # in a tool call's arguments: the case's working folder
+NOTES = "hello from notes.txt\n"  # what a tool call reads
+READ_NOTES = ("Read", '{"file_path":"' + WORK + '/notes.txt"}')  # claude's tools
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,9 @@ class Case:
     ``status`` makes the fake API answer that HTTP error, ``down`` points the CLI at a closed
     port, neither asks for a reply (``ACK-<name>``) with :data:`USAGE`. ``args`` follow the
     prompt (claude, gemini) or ``exec`` (codex); ``before_exec`` are codex's top-level
-    options. ``default_retries`` leaves the CLI's own retry loop as it ships.
+    options. ``default_retries`` leaves the CLI's own retry loop as it ships. ``tool`` is a
+    FAKE_TOOL call, (name, arguments as JSON with no whitespace; ``{work}`` stands for the
+    working folder), answered before the reply.
     """
 
     name: str
@@ -92,6 +100,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     last_message: bool = False  # codex -o FILE: keep the file as NAME.last-message.txt
     timeout: float = FAST_TIMEOUT_S
+    tool: tuple[str, str] | None = None
 
     @property
     def fake(self) -> dict[str, Any]:
@@ -100,17 +109,25 @@ class Case:
             return {"down": True}
         if self.status is not None:
             return {"status": self.status}
-        return {"reply": f"ACK-{self.name}", "usage": list(USAGE)}
+        called = {"tool": self.tool[0]} if self.tool else {}
+        return {"reply": f"ACK-{self.name}", "usage": list(USAGE), **called}
 
-    @property
-    def prompt(self) -> str:
+    def prompt(self, work: Path) -> str:
+        """The prompt, for a run in the working folder `work`."""
         if self.down:
             return f"case={self.name} the server is down"
         if self.status is not None:
             retry = " FAKE_RETRY_AFTER=1" if self.default_retries else ""
             return f"case={self.name} FAKE_STATUS={self.status}{retry} please fail"
         usage = ",".join(str(n) for n in USAGE)
-        return f"case={self.name} Reply with a word. FAKE_REPLY=ACK-{self.name} FAKE_USAGE={usage}"
+        call = ""
+        if self.tool is not None:
+            name, arguments = self.tool
+            call = f" FAKE_TOOL={name}:{arguments.replace(WORK, str(work))}"
+        return (
+            f"case={self.name} Reply with a word. FAKE_REPLY=ACK-{self.name} FAKE_USAGE={usage}"
+            + call
+        )
 
 
 def _failures(prefix: str, cli: str, args: tuple[str, ...], **options: Any) -> list[Case]:
@@ -150,6 +167,12 @@ CLAUDE_CASES = [
     Case("claude-stream-json-http529-fallback-model-sonnet", "claude",
          (*CLAUDE_STREAM, "--fallback-model", "sonnet"), status=529),
     *_slow("claude-stream-json", "claude", CLAUDE_STREAM),
+    Case("claude-stream-json-tool", "claude", CLAUDE_STREAM, tool=READ_NOTES),
+    Case("claude-stream-json-partial-tool", "claude", CLAUDE_PARTIAL, tool=READ_NOTES, stdin=True),
+    Case("claude-stream-json-max-turns", "claude", (*CLAUDE_PARTIAL, "--max-turns", "1"),
+         tool=READ_NOTES),
+    Case("claude-stream-json-max-budget", "claude", (*CLAUDE_PARTIAL, "--max-budget-usd", "0.001"),
+         tool=READ_NOTES),
 ]  # fmt: skip
 
 CODEX_JSON = ("--json",)
@@ -173,6 +196,9 @@ CODEX_CASES = [
          default_retries=True, timeout=SLOW_TIMEOUT_S),
     Case("codex-exec-json-server-down-default-retries", "codex", CODEX_JSON, down=True,
          default_retries=True, timeout=3 * CODEX_DOWN_TIMEOUT_S),
+    # codex's shell tool; "\u0020": a space, as the marker's JSON may hold no whitespace
+    Case("codex-exec-json-tool", "codex", CODEX_JSON,
+         tool=("exec_command", '{"cmd":"cat\\u0020notes.txt"}')),
 ]  # fmt: skip
 
 GEMINI_CASES = [
@@ -191,6 +217,10 @@ GEMINI_CASES = [
     *_failures("gemini-stream-json", "gemini", GEMINI_STREAM),
     *_failures("gemini-stream-json-model-flash", "gemini", (*GEMINI_STREAM, *GEMINI_FLASH)),
     *_slow("gemini-stream-json", "gemini", GEMINI_STREAM),
+    Case("gemini-stream-json-model-flash", "gemini", (*GEMINI_STREAM, *GEMINI_FLASH)),
+    Case("gemini-stream-json-stdin", "gemini", (*GEMINI_STREAM, *GEMINI_FLASH), stdin=True),
+    Case("gemini-stream-json-tool", "gemini", (*GEMINI_STREAM, *GEMINI_FLASH),
+         tool=("read_file", '{"file_path":"notes.txt"}')),
 ]  # fmt: skip
 
 CASES: dict[str, Case] = {case.name: case for case in (*CLAUDE_CASES, *CODEX_CASES, *GEMINI_CASES)}
@@ -297,8 +327,8 @@ def write_gemini_settings(home: Path, default_retries: bool) -> None:
     path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
-def build_argv(case: Case, base_url: str, last_message: Path) -> list[str]:
-    prompt = [] if case.stdin else [case.prompt]
+def build_argv(case: Case, base_url: str, last_message: Path, work: Path) -> list[str]:
+    prompt = [] if case.stdin else [case.prompt(work)]
     if case.cli == "codex":
         out = ["-o", str(last_message)] if case.last_message else []
         provider = codex_provider_args(base_url, case.default_retries)
@@ -318,12 +348,15 @@ class Captured:
     requests: list[RecordedRequest]
     last_message: bytes | None
     replacements: dict[str, str]
+    prompt: str
 
 
 def capture(case: Case, root: Path) -> Captured:
     folder = root / case.name
     home, work = folder / "home", folder / "work"
     work.mkdir(parents=True)
+    if case.tool is not None:
+        (work / "notes.txt").write_text(NOTES)
     with CaptureAPI() as api:
         down_port = closed_port()
         base_url = f"http://127.0.0.1:{down_port}" if case.down else api.base_url
@@ -333,9 +366,9 @@ def capture(case: Case, root: Path) -> Captured:
         env = realcli.isolated_env(home, base_url, extra={**extra, **case.env})
         write_gemini_settings(home, case.default_retries)
         last_message = folder / "last-message.txt"
-        argv = build_argv(case, base_url, last_message)
+        argv = build_argv(case, base_url, last_message, work)
         program = [str(realcli.cli_path(argv[0])), *argv[1:]]
-        stdin = case.prompt if case.stdin else None
+        stdin = case.prompt(work) if case.stdin else None
         result = run(program, env, work, stdin, case.timeout)
         requests = api.requests
         installed = realcli.cli_bin_dir().parent.parent  # holds node_modules/
@@ -350,7 +383,7 @@ def capture(case: Case, root: Path) -> Captured:
             f"localhost:{down_port}": f"localhost:{DOWN_PORT_PLACEHOLDER}",
         }
     written = last_message.read_bytes() if last_message.exists() else None
-    return Captured(case, argv, result, requests, written, replacements)
+    return Captured(case, argv, result, requests, written, replacements, case.prompt(work))
 
 
 def normalise(data: bytes, replacements: dict[str, str]) -> bytes:
@@ -389,7 +422,11 @@ def index_entry(captured: Captured, version: str) -> dict[str, Any]:
         "cli": case.cli,
         "version": version,
         "argv": [normalise(arg.encode(), captured.replacements).decode() for arg in captured.argv],
-        "stdin": case.prompt if case.stdin else None,
+        "stdin": (
+            normalise(captured.prompt.encode(), captured.replacements).decode()
+            if case.stdin
+            else None
+        ),
         "env": sorted(case.env),
         "retries": "default" if case.default_retries else "off",
         "fake": case.fake,

@@ -47,6 +47,11 @@ REFUSED: dict[str, ErrorKind] = {
     "gemini-json-untrusted": K.CLI_USAGE,
 }
 NOT_JSON = {"claude-text", "codex-exec-text", "gemini-text"}  # answered, but in plain text
+# Samples where claude stopped itself after a first (answered) call with a tool call.
+STOPPED: dict[str, ErrorKind] = {
+    "claude-stream-json-max-turns": K.EXIT,  # --max-turns 1
+    "claude-stream-json-max-budget": K.BUDGET_EXCEEDED,  # --max-budget-usd 0.001
+}
 # The CLI's own words that a failure message must carry (for HTTP errors it is the fake
 # API's message, see `test_failure_carries_the_providers_message`).
 CLI_WORDS = {
@@ -62,6 +67,8 @@ CLI_WORDS = {
     "gemini-json-server-down": "fetch failed",
     "gemini-json-model-flash-server-down": "fetch failed",
     "gemini-json-untrusted": "not running in a trusted directory",
+    "claude-stream-json-max-turns": "error_max_turns",
+    "claude-stream-json-max-budget": "Reached maximum budget",
 }
 
 
@@ -71,6 +78,8 @@ def expected(name: str) -> tuple[ErrorKind | None, int | None]:
         return REFUSED[name], None
     if name in NOT_JSON:
         return K.BAD_OUTPUT, None
+    if name in STOPPED:
+        return STOPPED[name], None
     fake = INDEX[name]["fake"]
     if fake.get("down"):
         return K.CONNECTION, None
@@ -203,6 +212,9 @@ def test_sample_shows_what_the_fake_api_was_told(name: str) -> None:
         assert run["requests"] == []
     elif "status" in run["fake"]:
         assert statuses == {run["fake"]["status"]}
+    elif name in STOPPED:
+        assert statuses == {200}
+        assert run["exit_code"] == 1
     else:
         assert statuses == {200}
         assert run["exit_code"] == 0

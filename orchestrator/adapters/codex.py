@@ -208,7 +208,8 @@ class CodexStream:
         if self.thread is None and not self.turns and not self.completed and not self.errors:
             failure = _no_events(self.head, c.text_of(stderr), exit_code)
             return replace(reached, failure=failure)
-        return replace(reached, text=self.text, failure=self._failure(exit_code))
+        failure = self._failure(exit_code)
+        return replace(reached, text=self.text if failure is None else None, failure=failure)
 
     def _failure(self, exit_code: int | None) -> ToolFailure | None:
         if self.failed is not None:
