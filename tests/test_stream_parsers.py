@@ -47,7 +47,8 @@ def parser_for(name: str) -> tuple[StreamParser, ToolConfig]:
 
 
 def lines_of(name: str) -> list[bytes]:
-    return (SAMPLES / INDEX[name]["stdout"]).read_bytes().splitlines()
+    path = SAMPLES / str(INDEX[name]["stdout"])
+    return path.read_bytes().splitlines()
 
 
 def exit_code(name: str) -> int | None:

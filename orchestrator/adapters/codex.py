@@ -206,8 +206,7 @@ class CodexStream:
             self._take(obj)
         reached = self.so_far()
         if self.thread is None and not self.turns and not self.completed and not self.errors:
-            failure = _no_events(self.head, c.text_of(stderr), exit_code)
-            return replace(reached, failure=failure)
+            return replace(reached, failure=_no_events(self.head, c.text_of(stderr), exit_code))
         failure = self._failure(exit_code)
         return replace(reached, text=self.text if failure is None else None, failure=failure)
 
