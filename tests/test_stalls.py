@@ -20,6 +20,7 @@ from orchestrator.attempt import AGENT_IDLE_TIMEOUT_S, idle_limit
 from orchestrator.config import ToolConfig, load_config
 from orchestrator.process import ProcessResult, run_process
 from orchestrator.telemetry.store import connect
+from tests import test_real_clis as real
 from tests.conftest import (
     FAKE_TOOL,
     base_config,
@@ -32,6 +33,7 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
+from tests.fake_llm_api import FakeLLMAPI
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -318,3 +320,45 @@ def test_a_tasks_long_idle_timeout_overrides_the_tools_short_one(workspace: Path
     assert result(workspace, "a")["error"]["kind"] == "stalled"
     assert result(workspace, "b")["status"] == "succeeded"
     assert result(workspace, "c")["status"] == "succeeded"
+
+
+# --- the real CLIs ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[FakeLLMAPI]:
+    with FakeLLMAPI() as server:
+        yield server
+
+
+@pytest.mark.real_cli
+@pytest.mark.parametrize("tool", real.TOOLS)
+def test_a_real_cli_waiting_on_a_silent_api_is_stalled(
+    tmp_path: Path, api: FakeLLMAPI, tool: str
+) -> None:
+    """Each real CLI, its request left unanswered for 60 s, falls silent: it is stalled by
+    the task's idle_timeout (5 s: a slow start still reaches the API first) long before its
+    120 s timeout, and none of its processes survive (codex's native binary, gemini's)."""
+    ws = real.Workspace.create(tmp_path / "real", api)  # tmp_path/ws: the autouse fixture's
+    ws.configure()  # max_attempts 1: the pinned tool only
+    task = {
+        "agent": real.agent_of(tool),
+        "tool": tool,
+        "prompt": ws.prompt("FAKE_DELAY=60", "FAKE_REPLY=too-late"),
+        "idle_timeout": "5s",
+    }
+    drop_task(ws.root, "quiet.yaml", task)
+
+    started = time.monotonic()
+    ws.run("--once")
+    elapsed = time.monotonic() - started
+
+    res = result(ws.root, "quiet")
+    assert res["status"] == "failed", res
+    assert res["error"]["kind"] == "stalled", res["error"]
+    (attempt,) = res["attempts"]
+    assert 5_000 <= attempt["duration_ms"] < 15_000, attempt
+    assert elapsed < 30
+    # stalled mid-request, not while starting up
+    assert [p for p, prompt in api.arrivals if ws.tag in prompt] == [real.PROVIDERS[tool]]
+    assert real.wait_until_gone(str(ws.home), timeout=3) == {}
