@@ -5,7 +5,8 @@
      ├── TaskRejected           a task file cannot be run (becomes a `rejected` result)
      ├── WorkspaceError         the work directory cannot be used (missing, locked, ...)
      │    ├── TelemetryUnusable work/telemetry.db cannot be read or written (corrupt, ...)
-     │    └── FileSystemError   a file operation failed (disk full, permissions, ...)
+     │    ├── FileSystemError   a file operation failed (disk full, permissions, ...)
+     │    └── WorktreeError     a task's git worktree cannot be made, committed or removed
      └── UsageError             a command was called wrongly (unknown id, bad option value)
 
 Every message names what is wrong (file, field, value) and what to do. The CLI prints
@@ -64,6 +65,16 @@ class WorkspaceError(OrchestratorError):
 
 class UsageError(OrchestratorError):
     pass
+
+
+class WorktreeError(WorkspaceError):
+    """A task's git worktree (isolation: worktree) cannot be made, committed or removed;
+    `hint` says what to do. A task that meets one fails with the kind `workspace_error`."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})")
 
 
 class TelemetryUnusable(WorkspaceError):

@@ -3,6 +3,7 @@ attempt), the error block of a failed one, and rendering it as YAML that reads w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class Result:
     cost_usd: float | None = None
     cost_source: str | None = None
     session_id: str | None = None
+    workspace: dict[str, Any] | None = None  # isolated runs: branch, commits, change counts
     output: str | None = None
     output_file: str | None = None
     error: dict[str, str] | None = None
@@ -87,6 +89,13 @@ class Result:
             {k: v for k, v in vars(a).items() if v is not None} for a in self.attempts
         ]
         return {k: v for k, v in doc.items() if v is not None and v != [] and v != {}}
+
+
+def workspace_fields(result: Result) -> dict[str, str]:
+    """The telemetry `tasks` columns of an isolated task's result (m005), for `status`."""
+    if not result.workspace:
+        return {}
+    return {"branch": str(result.workspace["branch"]), "workspace": json.dumps(result.workspace)}
 
 
 def error_info(kind: str, message: str, hint: str = "") -> dict[str, str]:

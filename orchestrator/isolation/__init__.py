@@ -1,0 +1,1 @@
+"""Worktree isolation: a git worktree and branch (orchestrator/<task-id>) per task."""
