@@ -242,8 +242,9 @@ async def run_attempt(
     exit_code: int | None = None
     killed = False  # mid-run (timeout, stall, budget, a line proving failure): partial usage
     try:
+        workspace = run.cwd or config.root  # an isolated task's worktree
         ctx = RunContext(
-            task_id=task.id, workspace=config.root, run_dir=run_dir, budget_usd=task.budget_usd
+            task_id=task.id, workspace=workspace, run_dir=run_dir, budget_usd=task.budget_usd
         )
         if ctx.budget_usd is not None:  # what the task's earlier attempts left of it
             ctx = replace(ctx, budget_usd=progress.budget_left(run))
@@ -259,7 +260,7 @@ async def run_attempt(
                 proc = await _run(
                     invocation,
                     env,
-                    (config.root, run_dir),
+                    (workspace, run_dir),
                     task.timeout or tool.timeout,
                     idle_limit(task.idle_timeout, tool),
                     live.watch if live else adapter.watch_line,

@@ -5,6 +5,7 @@ Each check returns the problems it finds; `cross_check` runs them all."""
 from __future__ import annotations
 
 import re
+import shutil
 from typing import TYPE_CHECKING
 
 from orchestrator.config import split_target, suggest
@@ -64,7 +65,8 @@ def cross_check(config: Config) -> list[ConfigProblem]:
         for i, arg in enumerate(tool.args):
             problems += _check_placeholders(arg, f"tools.{name}.args[{i}]", tool)
         problems += _check_prompt_position(name, tool)
-    return problems + _check_policies(config) + _check_successors(config) + _check_schedules(config)
+    problems += _check_policies(config) + _check_successors(config) + _check_isolation(config)
+    return problems + _check_schedules(config)
 
 
 _SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
@@ -154,6 +156,33 @@ def _check_agents(config: Config) -> list[ConfigProblem]:
                 )
             )
     return problems
+
+
+def _check_isolation(config: Config) -> list[ConfigProblem]:
+    """`isolation: worktree` needs the workspace inside a git work tree, and git: a walk up
+    for `.git` and a PATH lookup, so loading config stays fast."""
+    isolated = [name for name, agent in config.agents.items() if agent.isolation == "worktree"]
+    if not isolated:
+        return []
+    from orchestrator.isolation.git import find_work_tree
+
+    if find_work_tree(config.root) is None:
+        why = f"the workspace {config.root} is not inside a git repository"
+        hint = f"run `git init` in {config.root} and commit, or set isolation: none"
+    elif shutil.which("git") is None:
+        why = "git is not installed (not found on PATH)"
+        hint = "install git, or set isolation: none"
+    else:
+        return []
+    return [
+        ConfigProblem(
+            "config/agents.yaml",
+            f"agents.{name}.isolation",
+            f"agent {name!a} asks for worktree isolation, but {why}",
+            hint,
+        )
+        for name in isolated
+    ]
 
 
 def _check_policies(config: Config) -> list[ConfigProblem]:

@@ -35,11 +35,12 @@ from orchestrator import control, pricing, reaper
 from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.execute import execute
 from orchestrator.intake import DEFER_POLL_S, Intake
+from orchestrator.isolation.worktree import Worktrees
 from orchestrator.jobs import Job, JobQueue
 from orchestrator.journal import Journal, kill_groups
 from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
-from orchestrator.results import Result, error_info, internal_error
+from orchestrator.results import Result, error_info, internal_error, workspace_fields
 from orchestrator.taskbook import TaskBook
 from orchestrator.tasks import id_problem
 from orchestrator.telemetry.store import connect, ensure_daily
@@ -80,6 +81,7 @@ class Daemon:
             self.workdir.work / "telemetry.db", zone=config.policies.budgets.timezone
         )
         self.journal = Journal(self.workdir.work / ".journal")
+        self.worktrees = Worktrees(config.root, self.workdir.work / "worktrees")
         self.engine = Engine(
             config,
             self.workdir.runs,
@@ -113,6 +115,7 @@ class Daemon:
             reaper.kill_strays(self.workdir.runs)  # before work/runs is emptied
             kill_groups(self.journal)
             self.workdir.empty_runs()
+            await self.worktrees.recover()  # their tools are dead: commit what they left
             self.journal.open({p.name for p in self.workdir.in_running()})
             for path in self.workdir.in_running():
                 log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)
@@ -306,6 +309,7 @@ class Daemon:
                 tool=result.tool,
                 model=result.model,
                 detail=(result.error or {}).get("kind"),
+                **workspace_fields(result),
             )
             log.info(
                 "%s: %s%s",
@@ -357,7 +361,9 @@ class Daemon:
 
         try:
             with scope:
-                result = await execute(self.engine, task, job.prompt, on_start=started)
+                result = await execute(
+                    self.engine, task, job.prompt, on_start=started, worktrees=self.worktrees
+                )
             if scope.cancelled_caught:
                 result = control.cancelled_result(task.id, task.agent, "running")
         except Exception as exc:  # a bug of ours must fail this task, not the daemon

@@ -26,11 +26,14 @@ from orchestrator.attempt import (
 )
 from orchestrator.attempt import forced_past as forced_past  # exec's (submit.py) import
 from orchestrator.engine import Engine, iso, now_utc
+from orchestrator.isolation.session import run_isolated
+from orchestrator.isolation.worktree import Worktrees
 from orchestrator.policy import estimate_tokens
 from orchestrator.results import AttemptRecord, Result, error_info
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
+    from pathlib import Path
 
     from orchestrator.routing import Attempt
     from orchestrator.tasks import Task
@@ -77,6 +80,7 @@ class ChainRun:
     passed_over: set[tuple[str, str | None]] = field(default_factory=set)
     last_failure: ToolFailure | None = None
     why: str = ""  # why the last turn gave way to the next entry (for the fallback line)
+    cwd: Path | None = None  # the tool's working folder: its worktree, else the workspace
 
     def usable(self, attempt: Attempt) -> bool:
         """False for an entry whose tool failed tool-wide, whose tool:model failed for a
@@ -111,6 +115,7 @@ async def execute(
     on_fallback: Callable[[str], None] | None = None,
     justification: str | None = None,
     shown: Collection[str] = (),
+    worktrees: Worktrees | None = None,
 ) -> Result:
     """Run the attempts of `task` until one succeeds; never raises for a tool's failure.
 
@@ -122,6 +127,8 @@ async def execute(
     `shown` are budget warnings the caller has shown already (recorded, not logged again).
     A task whose estimate is over `require_justification_over_usd` runs only with a
     justification (its own, or this one): without, it is rejected and nothing runs.
+    A task of an agent with `isolation: worktree` runs in a git worktree of its own (made
+    by `worktrees`, or by a Worktrees of the workspace's when none is given).
     """
     config = engine.config
     started = now_utc()
@@ -148,7 +155,30 @@ async def execute(
         run.result.status = "rejected"
         run.result.error = weighed.refusal
         run.chain = []  # nothing is tried
-    max_attempts = config.policies.retries.max_attempts
+
+    async def walk(cwd: Path | None = None) -> None:
+        run.cwd = cwd
+        await _walk(engine, run, on_start, on_fallback)
+        _finish(run, engine)
+
+    if run.chain and config.agents[task.agent].isolation == "worktree":
+        await run_isolated(worktrees or Worktrees(config.root), task, run.result, walk)
+    else:
+        await walk()
+    finished = now_utc()
+    run.result.finished_at = iso(finished)
+    run.result.duration_ms = int((finished - started).total_seconds() * 1000)
+    return run.result
+
+
+async def _walk(
+    engine: Engine,
+    run: ChainRun,
+    on_start: Callable[[Attempt], None] | None,
+    on_fallback: Callable[[str], None] | None,
+) -> None:
+    """Walk the chain round until an attempt succeeds or `max_attempts` turns are used."""
+    max_attempts = engine.config.policies.retries.max_attempts
     position = used = 0
     while upcoming := run.upcoming(position, max_attempts - used):
         while not run.usable(run.chain[position % len(run.chain)]):
@@ -163,14 +193,9 @@ async def execute(
         following = run.upcoming(position, max_attempts - used)
         if following:
             line = _fallback_line(attempt, run.why, following[0])
-            log.info("task %s: %s", task.id, line)
+            log.info("task %s: %s", run.task.id, line)
             if on_fallback is not None:
                 on_fallback(line)
-    _finish(run, engine)
-    finished = now_utc()
-    run.result.finished_at = iso(finished)
-    run.result.duration_ms = int((finished - started).total_seconds() * 1000)
-    return run.result
 
 
 def _pass_over(run: ChainRun, attempt: Attempt) -> None:

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from orchestrator.errors import OrchestratorError, TelemetryUnusable
+from orchestrator.isolation.listing import branch_lines, branches
 from orchestrator.policy import period_bounds
+from orchestrator.progress.view import add_progress, progress_text
 from orchestrator.telemetry.store import (
     connect,
     parse_time,
@@ -178,16 +180,19 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     running: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
     chains: list[dict[str, Any]] = []
+    work_branches: dict[str, Any] = {}  # isolated tasks' (docs/isolation.md)
     today = month = 0.0
     health = telemetry_health(root)
     try:
         with database(root) as db:
             if db is not None:
                 _read_status(db, now, day_start, queue, running, waiting, chains)
+                work_branches = branches(root, db, FINAL_STATES)
                 today = spend_between(db, day_start, day_end)
                 month = spend_between(db, month_start, month_end)
     except TelemetryUnusable as problem:  # the queue and budgets are still worth showing
         health.update(ok=False, unreadable=True, error=str(problem))
+    add_progress(root / "work", running, now.timestamp())  # from their events logs
     warnings = []
     for label, spent, limit in (("today", today, budgets.daily_usd),
                                 ("this month", month, budgets.monthly_usd)):  # fmt: skip
@@ -199,6 +204,7 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
         "running": running,
         "waiting": waiting,
         "chains": chains,
+        "branches": work_branches or branches(root, None, FINAL_STATES),
         "telemetry": health,
         "spend": {
             "today_usd": round(today, 6),
@@ -237,6 +243,7 @@ def render_status(data: dict[str, Any]) -> str:
             elapsed = f"{task['elapsed_s']:.0f}s" if task["elapsed_s"] is not None else "?"
             lines.append(
                 f"  {task['id']}  {task['agent']}  {task['tool']}/{task['model'] or '-'}  {elapsed}"
+                + progress_text(task)
             )
     if data["waiting"]:
         lines.append("waiting:")
@@ -246,6 +253,7 @@ def render_status(data: dict[str, Any]) -> str:
         lines += [
             f"  {c['from']} -> {c['to']} ({c['agent']}): {c['state']}" for c in data["chains"]
         ]
+    lines += branch_lines(data["branches"])
     spend = data["spend"]
     budgets = spend["budgets"]
     lines.append("spend:")

@@ -158,12 +158,21 @@ M004_JUSTIFICATION = """
         ALTER TABLE invocations ADD COLUMN justification TEXT;
 """
 
+# An isolated task's branch and its change summary (the result's `workspace:` as JSON),
+# so that `status` lists the latest branches from an index instead of reading results.
+M005_BRANCHES = """
+        ALTER TABLE tasks ADD COLUMN branch TEXT;
+        ALTER TABLE tasks ADD COLUMN workspace TEXT;
+        CREATE INDEX tasks_branch ON tasks (updated_at) WHERE branch IS NOT NULL;
+"""
+
 # Numbered and append-only: a released migration is never edited, only followed.
 MIGRATIONS: Sequence[tuple[str, str]] = (
     ("m001_initial", M001_INITIAL),
     ("m002_outputs", M002_OUTPUTS),
     ("m003_daily", M003_DAILY),
     ("m004_justification", M004_JUSTIFICATION),
+    ("m005_branches", M005_BRANCHES),
 )
 
 SUMS = (

@@ -359,7 +359,7 @@ async def _write_batch(db: aiosqlite.Connection, batch: _Batch, days: LocalDays)
 
 # A state change overwrites these; the other fields keep their value unless given anew.
 TASK_FIELDS = ("state", "updated_at", "waiting_for", "detail", "agent", "priority", "tool",
-               "model", "started_at", "parent_task", "chain_id")  # fmt: skip
+               "model", "started_at", "parent_task", "chain_id", "branch", "workspace")  # fmt: skip
 _OVERWRITTEN = 4
 TASK_UPSERT = (
     f"INSERT INTO tasks (task_id, {', '.join(TASK_FIELDS)}) "
