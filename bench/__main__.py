@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-BENCHMARKS = ("throughput", "latency", "cli_start", "reports", "memory", "real_tool")
+BENCHMARKS = ("throughput", "latency", "cli_start", "reports", "memory", "real_tool", "isolation")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

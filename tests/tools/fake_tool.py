@@ -17,6 +17,10 @@ obeys lines of the form `DIRECTIVE` or `DIRECTIVE=value`:
     KILL_PARENT          SIGKILL its parent (the daemon): a task that crashes the daemon
     GARBAGE              print something that is not JSON
     HANDOFF=<agent>|<title>|<notes>   answer with a handoff block to <agent>
+    APPEND=<path>:<text> append a line to a file (relative to its working folder) first
+    BARRIER=<dir>:<n>    first leave a file in <dir>, then wait until it holds <n> (max 30 s)
+    SLEEP_ONCE=<marker>:<s>  sleep <s> seconds unless <marker> exists (it creates it)
+    SHOW=<path>          end the answer with the contents of a file (of its working folder)
 
 Directive lines may start with "- " (as in a composed prompt's notes).
 
@@ -98,6 +102,38 @@ def sleep(seconds: float, tick: float) -> None:
     time.sleep(max(0.0, end - time.monotonic()))
 
 
+def in_working_folder(d: dict[str, str]) -> None:
+    """What an agent does to its checkout (APPEND), and ways to hold it while it runs."""
+    if "APPEND" in d:
+        path, _, text = d["APPEND"].partition(":")
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+    if "BARRIER" in d:
+        folder, _, count = d["BARRIER"].rpartition(":")
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+        deadline = time.monotonic() + 30
+        while len(os.listdir(folder)) < int(count):
+            if time.monotonic() > deadline:
+                sys.exit("barrier: the others never came")
+            time.sleep(0.02)
+    if "SLEEP_ONCE" in d:
+        marker, _, seconds = d["SLEEP_ONCE"].rpartition(":")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            time.sleep(float(seconds))
+
+
+def shown(d: dict[str, str]) -> str:
+    if "SHOW" not in d:
+        return ""
+    try:
+        with open(d["SHOW"], encoding="utf-8") as f:
+            return f"\n--- {d['SHOW']} ---\n{f.read()}"
+    except FileNotFoundError:
+        return f"\n--- {d['SHOW']} is missing ---\n"
+
+
 def answer_text(d: dict[str, str], prompt: str) -> str:
     if "PRINT_ENV" in d:
         return " ".join(sorted(os.environ))
@@ -121,12 +157,13 @@ def main() -> int:
     args = parser.parse_args()
     prompt = read_prompt(args)
     d = directives(prompt)
+    in_working_folder(d)
     side_effects(d, args.task)
     code = int(d.get("EXIT", "0") or 0)
     if "GARBAGE" in d:
         sys.stdout.write("this is not json\n")
         return code
-    text = answer_text(d, prompt)
+    text = answer_text(d, prompt) + shown(d)
     answer = {
         "result": text,
         "model": args.model,
