@@ -256,6 +256,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from orchestrator.progress.view import show_log
+
+    def write(line: str) -> None:
+        print(line, flush=True)
+
+    root = _workspace(args)
+    return show_log(
+        root, args.id, write, follow=args.follow, as_json=args.json, poll_s=args.interval
+    )
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from orchestrator.reports.stats import (
         StatsQuery,
@@ -374,6 +386,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     status.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+
+    logs = add(
+        "logs", cmd_logs, "a task's progress events: tool calls, text, usage, as they happen"
+    )
+    logs.add_argument("id")
+    logs.add_argument("--follow", "-f", action="store_true", help="until the task ends")
+    logs.add_argument("--json", action="store_true", help="the records as JSON lines")
+    logs.add_argument("--interval", type=float, default=0.2, help=argparse.SUPPRESS)
 
     stats = add("stats", cmd_stats, "spend reports from the telemetry database")
     period = stats.add_mutually_exclusive_group()

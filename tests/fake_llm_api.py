@@ -69,6 +69,9 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
     its output back) gets the reply text. Both calls report the usage and obey the delay.
     Anthropic: a ``tool_use`` block (``stop_reason: tool_use``); OpenAI Responses: a
     ``function_call`` item; Gemini: a ``functionCall`` part (not for utility calls).
+``FAKE_DELAY_AFTER_TOOL=<seconds>``
+    Like ``FAKE_DELAY``, but only for a request that carries a tool result: a run can be
+    caught (or timed out) between its tool call and the answer that follows it.
 
 Gemini CLI's utility calls (the ``auto`` model router, next-speaker checks) ask for JSON that
 fits a response schema (``generationConfig.responseJsonSchema`` or ``responseSchema``). Such a
@@ -151,6 +154,7 @@ class Markers:
     retry_after: int = DEFAULT_RETRY_AFTER
     delay: float = 0.0
     tool: tuple[str, JsonObject] | None = None  # FAKE_TOOL: a tool call to answer with
+    delay_after_tool: float = 0.0
     # provider name ("anthropic", "openai", "gemini") -> status, from FAKE_STATUS_<PROVIDER>
     provider_status: Mapping[str, int] = field(default_factory=dict)
 
@@ -165,6 +169,7 @@ _STATUS_RE = re.compile(r"FAKE_STATUS=([45]\d\d)")
 _PROVIDER_STATUS_RE = re.compile(r"FAKE_STATUS_(ANTHROPIC|OPENAI|GEMINI)=([45]\d\d)")
 _RETRY_AFTER_RE = re.compile(r"FAKE_RETRY_AFTER=(\d+)")
 _DELAY_RE = re.compile(r"FAKE_DELAY=(\d+(?:\.\d+)?)")
+_DELAY_AFTER_TOOL_RE = re.compile(r"FAKE_DELAY_AFTER_TOOL=(\d+(?:\.\d+)?)")
 _TOOL_RE = re.compile(r"FAKE_TOOL=([\w.-]+):(\{\S*\})")
 
 
@@ -196,6 +201,9 @@ def parse_markers(text: str) -> Markers:
         retry_after=int(retry_after.group(1)) if retry_after else DEFAULT_RETRY_AFTER,
         delay=float(delay.group(1)) if delay else 0.0,
         tool=_tool_marker(text),
+        delay_after_tool=float(after.group(1))
+        if (after := _DELAY_AFTER_TOOL_RE.search(text))
+        else 0,
         provider_status=provider_status,
     )
 
@@ -926,6 +934,8 @@ class FakeLLMAPI:
             self._arrivals.append((found.provider.name, call.prompt))
         if call.markers.delay:
             self._stopping.wait(call.markers.delay)
+        if call.markers.delay_after_tool and found.provider.has_tool_result(body):
+            self._stopping.wait(call.markers.delay_after_tool)
         status = call.markers.status_for(found.provider.name)
         answer = found.provider.error(status, call) if status else found.provider.answer(call)
         self._record(

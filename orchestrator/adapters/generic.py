@@ -134,6 +134,7 @@ class JsonlStream:
         self.stop: ToolFailure | None = None
         self.found: dict[str, Any] = {}  # field -> its latest value
         self.documents = 0
+        self.reported: Usage | None = None  # in the last usage event
         self.paths = [(name, path) for name in _FIELDS if (path := getattr(spec, name))]
 
     def feed(self, line: bytes) -> list[Event]:
@@ -150,8 +151,9 @@ class JsonlStream:
                     words = value if isinstance(value, str) else json.dumps(value)
                     events.append(Event(Kind.TEXT, text=words))
                 counted = counted or name in _TOKEN_FIELDS or name == "cost_usd"
-            if counted:
-                events.append(Event(Kind.USAGE, usage=_usage(self.found)))
+            if counted and (usage := _usage(self.found)) != self.reported:
+                self.reported = usage
+                events.append(Event(Kind.USAGE, usage=usage))
         return events
 
     def so_far(self) -> ParsedOutput:
