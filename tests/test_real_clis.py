@@ -12,6 +12,7 @@ they cannot be installed these tests fail, they never skip.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -25,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import realcli
-from tests.conftest import drop_task, orchestrator, result, results, wait_for, write_config
+from tests.conftest import (
+    Daemon,
+    drop_task,
+    orchestrator,
+    result,
+    results,
+    wait_for,
+    write_config,
+)
 from tests.fake_llm_api import FakeLLMAPI, RecordedRequest
 
 if TYPE_CHECKING:
@@ -458,3 +467,92 @@ def test_dry_run_shows_each_cli_argv(tmp_path: Path, api: FakeLLMAPI) -> None:
     )
     assert results(ws.root) == {}
     assert ws.requests(api) == []
+
+
+# --------------------------------------------------------------------------- 6. progress
+
+
+def read_notes_marker(ws: Workspace) -> str:
+    """A FAKE_TOOL call of claude's Read tool on a file in the workspace."""
+    notes = ws.root / "notes.txt"
+    notes.write_text("notes for the agent\n")
+    return 'FAKE_TOOL=Read:{"file_path":"' + str(notes) + '"}'
+
+
+@pytest.mark.real_cli
+def test_status_shows_a_running_claude_tasks_progress(tmp_path: Path, api: FakeLLMAPI) -> None:
+    """A live daemon runs claude: its first call answers with a Read tool call, the second
+    (with the file's content) is held 6 s; meanwhile `status --json` shows the task in its
+    second turn with the tokens and cost of the first, and `logs` its tool call."""
+    ws = Workspace.create(tmp_path, api)
+    ws.configure()
+    prompt = ws.prompt(read_notes_marker(ws), "FAKE_DELAY_AFTER_TOOL=6", "FAKE_REPLY=read-it",
+                       USAGE_MARKER)  # fmt: skip
+    daemon = Daemon(ws.root, env=ws.env)
+    try:
+        drop_task(ws.root, "p.yaml", {"agent": "use-claude", "prompt": prompt})
+        seen: list[dict[str, Any]] = []
+
+        def in_second_turn() -> bool:
+            done = orchestrator(ws.root, "status", "--json", env=ws.env)
+            seen[:] = json.loads(done.stdout)["running"]
+            return bool(seen) and seen[0]["step"] == "waiting for the model (turn 2)"
+
+        wait_for(in_second_turn, 60, "status to show claude's second turn")
+        (task,) = seen
+        assert (task["id"], task["tool"], task["model"]) == ("p", CLAUDE, MODELS[CLAUDE])
+        assert task["usage"] == expected_usage(CLAUDE)  # the first call's, from its stream
+        assert task["tokens"] == INPUT + OUTPUT + CACHE_READ + CACHE_WRITE
+        assert task["cost_usd"] > 0
+        assert 0 <= task["idle_s"] <= task["elapsed_s"]
+        shown = orchestrator(ws.root, "logs", "p", env=ws.env).stdout
+        assert f"tool call: Read {ws.root / 'notes.txt'}" in shown
+        assert "tool done: Read ok" in shown
+        wait_for(lambda: (ws.root / "work" / "outbox" / "p.result.yaml").exists(), 60, "the end")
+    finally:
+        assert daemon.stop() == 0
+    res = result(ws.root, "p")
+    assert (res["status"], res["output"]) == ("succeeded", "read-it")
+    assert res["usage"]["input_tokens"] == 2 * INPUT  # both calls
+
+
+@pytest.mark.real_cli
+def test_claude_killed_by_its_timeout_keeps_the_usage_it_had_reached(
+    tmp_path: Path, api: FakeLLMAPI
+) -> None:
+    ws = Workspace.create(tmp_path, api)
+    ws.configure()
+    prompt = ws.prompt(read_notes_marker(ws), "FAKE_DELAY_AFTER_TOOL=30", USAGE_MARKER)
+    drop_task(ws.root, "t.yaml", {"agent": "use-claude", "prompt": prompt, "timeout": "6s"})
+
+    ws.run("--once")
+
+    res = result(ws.root, "t")
+    assert res["status"] == "timed_out", res
+    (attempt,) = res["attempts"]
+    assert attempt["usage"] == expected_usage(CLAUDE)  # the first call, before the kill
+    assert attempt["cost_source"] == "partial"
+    assert attempt["cost_usd"] > 0
+    assert res["usage"] == expected_usage(CLAUDE)
+    assert res["cost_usd"] == attempt["cost_usd"]
+
+
+@pytest.mark.real_cli
+def test_claude_stops_itself_at_the_tasks_budget(tmp_path: Path, api: FakeLLMAPI) -> None:
+    """budget_usd reaches claude as --max-budget-usd: after its first call (a tool call
+    costing more) it stops, and the task fails as budget_exceeded with claude's own cost."""
+    ws = Workspace.create(tmp_path, api)
+    ws.configure(max_attempts=2)
+    prompt = ws.prompt(read_notes_marker(ws), "FAKE_REPLY=never", USAGE_MARKER)
+    drop_task(ws.root, "b.yaml", {"agent": "use-claude", "prompt": prompt, "budget_usd": 0.001})
+
+    ws.run("--once")
+
+    res = result(ws.root, "b")
+    assert res["status"] == "failed", res
+    assert res["error"]["kind"] == "budget_exceeded"
+    assert "budget_usd" in res["error"]["hint"]
+    (attempt,) = res["attempts"]  # not handed to codex: the budget is spent
+    assert (attempt["tool"], attempt["cost_source"]) == (CLAUDE, "reported")
+    assert attempt["cost_usd"] > 0.001
+    assert [r.provider for r in ws.requests(api)] == ["anthropic"]  # one call, then it stopped
