@@ -5,8 +5,8 @@ difference of the medians, per task, is the cost. The tool (`tee out.txt`) write
 into its working folder, so every isolated task has a commit to make.
 
 The floor: the git commands an isolated task needs, run directly one after the other for
-N tasks (worktree add -b, add, diff --cached, commit, rev-parse, symbolic-ref, diff
---shortstat, worktree remove), per task, in every round. Their cost is mostly the
+N tasks (worktree add -b, add, diff --cached, commit, rev-parse, diff --shortstat,
+worktree remove), per task, in every round. Their cost is mostly the
 checkout's, which grows with the repository and with what creating a file costs on the
 filesystem; the target is on what the orchestrator adds beyond them.
 
@@ -90,8 +90,7 @@ def git_floor(root: Path, env: Mapping[str, str], tasks: int, label: str) -> flo
         staged = ["git", "diff", "--cached", "--quiet"]
         subprocess.run(staged, cwd=path, env={**env, **GIT_ENV}, check=False)
         git(path, env, "commit", "--quiet", "--no-verify", "-m", f"floor {i}")
-        commit = git(path, env, "rev-parse", "HEAD")
-        git(path, env, "symbolic-ref", "--quiet", "HEAD")
+        commit = git(path, env, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD").split()[0]
         git(path, env, "diff", "--shortstat", head, commit)
         git(root, env, "worktree", "remove", "--force", str(path))
     return (time.perf_counter() - started) / tasks

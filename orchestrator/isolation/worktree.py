@@ -4,7 +4,7 @@ then removed (the branch stays). At start-up, the worktrees a stopped daemon lef
 committed and removed the same way.
 
 Only these git commands ever run: reading ones (rev-parse, for-each-ref, merge-base,
-symbolic-ref, diff between commits), `worktree add`, `worktree remove`, `worktree prune`,
+diff between commits), `worktree add`, `worktree remove`, `worktree prune`,
 and `add`, `commit`, `branch -f` inside a task's own worktree. None of them changes the
 user's checkout: its index, HEAD, files and stash are never touched.
 """
@@ -212,9 +212,11 @@ class Worktrees:
         async with repo_lock(repo.common_dir):
             if staged.code == 1:
                 await self.git.run("commit", "--quiet", "--no-verify", "-m", message, cwd=path)
-            head = await self.git.out("rev-parse", "HEAD", cwd=path)
-            current = await self.git.run("symbolic-ref", "--quiet", "HEAD", cwd=path, ok=(0, 1))
-            if current.out.strip() != f"refs/heads/{branch}":  # the agent left the branch
+            where = await self.git.out(
+                "rev-parse", "HEAD", "--symbolic-full-name", "HEAD", cwd=path
+            )
+            head, _, current = where.partition("\n")  # current is "HEAD" when detached
+            if current != f"refs/heads/{branch}":  # the agent left the branch
                 log.warning("%s: HEAD left %s; the branch is moved to %s", path, branch, head)
                 await self.git.run("branch", "--force", branch, head, cwd=path)
         return head
