@@ -5,6 +5,7 @@ mid-line (no crash, the events so far kept, a sensible failure and the usage rea
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -185,3 +186,31 @@ def test_a_success_cut_in_its_last_line_says_so_and_keeps_the_usage_reached(name
     if INDEX[name]["cli"] == "claude":  # its messages' usage came before the result
         assert parsed.usage is not None
         assert parsed.usage.input_tokens > 0
+
+
+def stream_event(event: dict[str, object]) -> bytes:
+    return json.dumps({"type": "stream_event", "event": event}).encode()
+
+
+def test_a_claude_tool_call_is_announced_from_its_streamed_input_when_its_line_is_lost() -> None:
+    """The live watch keeps only a line's last 64 KiB: an `assistant` line carrying a big
+    tool input (a Write of a big file) can be lost. The call is then announced from the
+    input's streamed pieces, its target read from their start."""
+    lines = lines_of("claude-stream-json-partial-tool")
+    kept = [line for line in lines if not line.startswith(b'{"type":"assistant"')]
+    events, _, _ = fed("claude-stream-json-partial-tool", kept)
+    ((name, target),) = [(e.name, e.target) for e in flat(events) if e.kind is Kind.TOOL]
+    assert name == "Read"
+    assert target is not None
+    assert target.endswith("/notes.txt")
+    parser, _ = parser_for("claude-stream-json-partial-tool")
+    big = '{"file_path": "/w/big.py", "content": "' + "x = 1\\n" * 5000 + '"}'
+    block = {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {}}
+    found = [
+        *parser.feed(stream_event({"type": "content_block_start", "index": 0,
+                                   "content_block": block})),
+        *parser.feed(stream_event({"type": "content_block_delta", "index": 0, "delta":
+                                   {"type": "input_json_delta", "partial_json": big}})),
+        *parser.feed(stream_event({"type": "content_block_stop", "index": 0})),
+    ]  # fmt: skip
+    assert [(e.kind, e.name, e.target) for e in found] == [(Kind.TOOL, "Write", "/w/big.py")]

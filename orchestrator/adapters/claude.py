@@ -5,8 +5,10 @@ docs/tools.md."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import _classify as c
 from orchestrator.adapters._claude_result import (
@@ -37,6 +39,8 @@ FAIL_FAST_ENV = {
     "CLAUDE_CODE_MAX_RETRIES": "0",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
+MAX_INPUT = 16 * 1024  # of a tool call's streamed input: its target comes first
+_ARGUMENT = re.compile(r'"(\w+)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _COUNTS = (  # Usage's first four, in Anthropic's names
     "input_tokens",
     "output_tokens",
@@ -100,6 +104,7 @@ class ClaudeStream:
         self.head = ""  # the first line, for a message when no result comes
         self.tools: dict[str, str] = {}  # tool_use id -> tool name
         self.streamed: set[str] = set()  # messages whose words came as deltas
+        self.inputs: dict[Any, tuple[str, str, list[str]]] = {}  # block -> id, tool, input
         self.current = ""  # the message being streamed
         self.turns = 0
         self.waiting = False  # a turn was announced and nothing answered it yet
@@ -190,7 +195,9 @@ class ClaudeStream:
         return events
 
     def _partial(self, event: JsonObject) -> list[Event]:
-        """--include-partial-messages: the API's own stream events."""
+        """--include-partial-messages: the API's own stream events. A tool call's input
+        comes as pieces too: the call is announced from them when its `assistant` line
+        was not seen (a line too long for the live watch, which keeps a line's last 64 KiB)."""
         kind = event.get("type")
         if kind == "message_start":
             message = dict_at(event, "message")
@@ -198,8 +205,20 @@ class ClaudeStream:
             self._count(self.current, message)
         elif kind == "message_delta":
             self._count(self.current, event)
+        elif kind == "content_block_start":
+            block = dict_at(event, "content_block")
+            if block.get("type") == "tool_use":
+                self.inputs[event.get("index")] = (str(block.get("id")), str(block.get("name")), [])
+        elif kind == "content_block_stop":
+            call, tool, pieces = self.inputs.pop(event.get("index"), ("", "", []))
+            if call and call not in self.tools:
+                self.tools[call] = tool
+                return [Event(Kind.TOOL, name=tool, target=target_of(_arguments("".join(pieces))))]
         elif kind == "content_block_delta":
             delta = dict_at(event, "delta")
+            pieces = self.inputs.get(event.get("index"), ("", "", []))[2]
+            if delta.get("type") == "input_json_delta" and sum(map(len, pieces)) < MAX_INPUT:
+                pieces.append(str(delta.get("partial_json", "")))
             if delta.get("type") in ("text_delta", "thinking_delta"):
                 self.streamed.add(self.current)
                 thinking = delta.get("type") == "thinking_delta"
@@ -284,6 +303,21 @@ class ClaudeStream:
                 key_env=KEY_ENV,
             )
         return no_result(self.head, stderr, exit_code)
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    """A tool call's input from its streamed JSON; cut short, its string fields so far."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        found: dict[str, Any] = {}
+        for key, quoted in _ARGUMENT.findall(text):
+            try:
+                found.setdefault(key, json.loads(quoted))
+            except ValueError:
+                continue
+        return found
+    return value if isinstance(value, dict) else {}
 
 
 ADAPTER = ClaudeAdapter()
