@@ -93,7 +93,8 @@ def run_direct(argv: list[str], stdin: bytes, env: dict[str, str], cwd: Path) ->
     done = subprocess.run(argv, input=stdin, env=env, cwd=cwd, capture_output=True,
                           timeout=120, check=False)  # fmt: skip
     elapsed = time.perf_counter() - started
-    answer = json.loads(done.stdout) if done.stdout.strip() else {}
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    answer = lines[-1] if lines else {}  # the result object: stream-json's last line
     if done.returncode != 0 or answer.get("is_error") or answer.get("result") != "pong":
         raise RuntimeError(f"claude failed ({done.returncode}): {done.stdout!r} {done.stderr!r}")
     return elapsed
