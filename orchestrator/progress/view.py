@@ -60,9 +60,14 @@ def _records(data: bytes) -> list[Record]:
 
 
 def last_record(path: Path) -> Record | None:
+    """The last whole record of a log (read from its last TAIL_BYTES)."""
     read = _read_from(path, 0, TAIL_BYTES)
-    records = _records(read[0]) if read else []
-    return records[-1] if records else None
+    lines = read[0].split(b"\n")[:-1] if read else []
+    for line in reversed(lines):
+        found = _records(line + b"\n")
+        if found:
+            return found[0]
+    return None
 
 
 def add_progress(work: Path, running: list[dict[str, Any]], now: float) -> None:
