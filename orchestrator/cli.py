@@ -233,10 +233,41 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from orchestrator.control import retry
+    from orchestrator.control import retry, retry_failed
+    from orchestrator.errors import UsageError
 
-    print(retry(_root(args), args.id))
+    if args.failed == (args.id is not None):
+        raise UsageError("retry takes a task id, or --failed (every failed task), not both")
+    if args.id is not None:
+        if args.since or args.agent:
+            raise UsageError("--since and --agent go with --failed")
+        print(retry(_root(args), args.id))
+        return 0
+    said = retry_failed(_workspace(args), _day(args.since), args.agent)
+    print("\n".join(said) or "no failed tasks to re-queue")
+    return 1 if any(": not re-queued: " in line for line in said) else 0
+
+
+def cmd_failed(args: argparse.Namespace) -> int:
+    from orchestrator.reports.failed import dead_letters, render_failed
+
+    letters = dead_letters(_workspace(args), _day(args.since), args.agent)
+    print(render_failed(letters, as_json=args.json))
     return 0
+
+
+def _day(text: str | None) -> str | None:
+    """--since: a day (YYYY-MM-DD) or an ISO time; a usage error otherwise."""
+    from datetime import datetime
+
+    from orchestrator.errors import UsageError
+
+    if text is not None:
+        try:
+            datetime.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"--since {text!r}: write a day (2026-12-01) or an ISO time") from None
+    return text
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -380,7 +411,13 @@ def _parser() -> argparse.ArgumentParser:
     cancel = add("cancel", cmd_cancel, "stop a queued or running task (result: cancelled)")
     cancel.add_argument("id")
     retry = add("retry", cmd_retry, "run a finished task again, keeping its earlier results")
-    retry.add_argument("id")
+    retry.add_argument("id", nargs="?")
+    retry.add_argument("--failed", action="store_true", help="every failed task (see `failed`)")
+    failed = add("failed", cmd_failed, "tasks that failed, timed out or were quarantined")
+    for command in (retry, failed):
+        command.add_argument("--since", metavar="DATE", help="finished since (YYYY-MM-DD)")
+        command.add_argument("--agent", metavar="NAME", help="only this agent's tasks")
+    failed.add_argument("--json", action="store_true", help="machine-readable output")
     add("doctor", cmd_doctor, "which tools are installed, their versions and env vars")
     status = add("status", cmd_status, "the queue, running tasks and spend against budgets")
     status.add_argument("--json", action="store_true", help="machine-readable output")

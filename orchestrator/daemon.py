@@ -41,6 +41,7 @@ from orchestrator.journal import Journal, kill_groups
 from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
 from orchestrator.results import Result, error_info, internal_error, workspace_fields
+from orchestrator.schedules import Scheduler
 from orchestrator.taskbook import TaskBook
 from orchestrator.tasks import id_problem
 from orchestrator.telemetry.store import connect, ensure_daily
@@ -136,6 +137,9 @@ class Daemon:
             await reaper.sweep(LIVE_TOOLS)  # no run is left: every orphan goes
             self.journal.close()
             self.engine.remove_run_dirs()
+            for task_id, (_, job) in self.intake.timed.items():
+                log.warning("%s is scheduled for later; left in the inbox", task_id)
+                self.workdir.unclaim(job.path)
             for task_id, job in self.book.waiting.items():  # back to the inbox for the next run
                 log.warning("%s still waits for its dependencies; left in the inbox", task_id)
                 self.workdir.unclaim(job.path)
@@ -146,11 +150,15 @@ class Daemon:
             self.jobs_started = True
             feeding.start_soon(self._dispatch, jobs)
             feeding.start_soon(self.intake.retry_deferred)
+            feeding.start_soon(self.intake.release_timed)
+            scheduler = Scheduler(self.config, self.workdir)
             if self.options.once:
+                await anyio.to_thread.run_sync(scheduler.tick)  # slots due now, once
                 feeding.start_soon(self._drain_once, feeding)
             else:
                 send, receive = anyio.create_memory_object_stream[Path](math.inf)
                 feeding.start_soon(self._ingest, receive)
+                feeding.start_soon(scheduler.run)
                 await feeding.start(
                     lambda task_status: watch_inbox(
                         self.workdir,
@@ -408,6 +416,8 @@ class Daemon:
             self.running_scopes[task_id].cancel()  # its process group is killed
             return "stopping the running task (or writing its result)"
         job = self.queue.remove(task_id) or self.book.waiting.pop(task_id, None)
+        if job is None and task_id in self.intake.timed:
+            job = self.intake.timed.pop(task_id)[1]
         where = "queued"
         if job is None:
             found = control.find_task_file(self.workdir.inbox, task_id)

@@ -318,7 +318,10 @@ def test_status_shows_queue_running_and_spend(workspace: Path) -> None:
         drop_task(workspace, f"q{i}.yaml", {"agent": "worker", "prompt": "x"})
     data = json.loads(orchestrator(workspace, "status", "--json").stdout)
     assert data["queue"]["inbox"] == 3
-    assert set(data) == {"queue", "running", "waiting", "chains", "branches", "telemetry", "spend"}
+    assert set(data) == {
+        "queue", "running", "waiting", "scheduled", "circuits", "chains", "branches",
+        "telemetry", "spend",
+    }  # fmt: skip
     assert set(data["spend"]) >= {"today_usd", "month_usd", "budgets", "warnings"}
     run_once(workspace)
     text = orchestrator(workspace, "status").stdout

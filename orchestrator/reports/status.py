@@ -138,7 +138,7 @@ def _read_status(
     # two index range scans (tasks_state is on (state, updated_at)), not a full scan
     live = db.execute(
         "SELECT state, COUNT(*) FROM tasks "
-        "WHERE state IN ('queued', 'waiting', 'running') GROUP BY state"
+        "WHERE state IN ('queued', 'waiting', 'scheduled', 'running') GROUP BY state"
     )
     done = db.execute(
         f"SELECT state, COUNT(*) FROM tasks WHERE state IN "
@@ -160,6 +160,10 @@ def _read_status(
         "SELECT task_id, agent, waiting_for FROM tasks WHERE state = 'waiting'"
     ):
         waiting.append({"id": task_id, "agent": agent, "waiting_for": waiting_for})
+    for task_id, agent, detail in db.execute(
+        "SELECT task_id, agent, detail FROM tasks WHERE state = 'scheduled' ORDER BY detail"
+    ):
+        waiting.append({"id": task_id, "agent": agent, "scheduled": True, "detail": detail})
     for task_id, parent, agent, state in db.execute(
         "SELECT task_id, parent_task, agent, state FROM tasks "
         "WHERE parent_task IS NOT NULL AND updated_at >= ? ORDER BY updated_at",
@@ -176,7 +180,7 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     day_start, day_end = period_bounds(now, zone, "daily")
     month_start, month_end = period_bounds(now, zone, "monthly")
     queue: dict[str, int] = {"inbox": _count_files(root / "work" / "inbox")}
-    queue.update(dict.fromkeys(("queued", "waiting", "running", *FINAL_STATES), 0))
+    queue.update(dict.fromkeys(("queued", "waiting", "scheduled", "running", *FINAL_STATES), 0))
     running: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
     chains: list[dict[str, Any]] = []
@@ -202,7 +206,11 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     return {
         "queue": queue,
         "running": running,
-        "waiting": waiting,
+        "waiting": [t for t in waiting if not t.get("scheduled")],
+        "scheduled": [
+            {k: v for k, v in t.items() if k != "scheduled"} for t in waiting if t.get("scheduled")
+        ],
+        "circuits": _circuits(root),
         "chains": chains,
         "branches": work_branches or branches(root, None, FINAL_STATES),
         "telemetry": health,
@@ -219,6 +227,15 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
             "warnings": warnings,
         },
     }
+
+
+def _circuits(root: Path) -> dict[str, Any]:
+    """The open circuit breakers the daemon wrote (orchestrator.circuits), or none."""
+    try:
+        data = json.loads((root / "work" / "circuits.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _bar(value: float, limit: float | None) -> str:
@@ -248,6 +265,16 @@ def render_status(data: dict[str, Any]) -> str:
     if data["waiting"]:
         lines.append("waiting:")
         lines += [f"  {t['id']}  waits for {t['waiting_for']}" for t in data["waiting"]]
+    if data["scheduled"]:
+        lines.append("scheduled:")
+        lines += [f"  {t['id']}  {t['detail']}" for t in data["scheduled"]]
+    if data["circuits"]:
+        lines.append("open circuits (attempts go to the fallback):")
+        for key, circuit in data["circuits"].items():
+            when = datetime.fromtimestamp(float(circuit.get("retry_at", 0)), UTC)
+            lines.append(
+                f"  {key}  {circuit.get('failures')} failures; probes at {when:%H:%M:%S} UTC"
+            )
     if data["chains"]:
         lines.append("handoffs today:")
         lines += [
