@@ -114,6 +114,10 @@ class Breakers:
             if c.open_until
         }
 
+    def publish(self) -> None:
+        """Write the open circuits for `status` (with a state file set)."""
+        self._save()
+
     def _save(self) -> None:
         if self.state_path is None:
             return

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from orchestrator import control, pricing, reaper
+from orchestrator.circuits import STATE_FILE as CIRCUITS_FILE
 from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.execute import execute
 from orchestrator.intake import DEFER_POLL_S, Intake
@@ -89,6 +90,8 @@ class Daemon:
             telemetry=self.telemetry,
             on_group=self.journal.group,
         )
+        # The daemon's circuits are what status shows (a stale file from the last run goes).
+        self.engine.breakers.state_path = self.workdir.work / CIRCUITS_FILE
         self.queue = JobQueue()
         self.slots = anyio.Semaphore(options.concurrency)
         self.active = 0
@@ -118,6 +121,7 @@ class Daemon:
             self.workdir.empty_runs()
             await self.worktrees.recover()  # their tools are dead: commit what they left
             self.journal.open({p.name for p in self.workdir.in_running()})
+            self.engine.breakers.publish()
             for path in self.workdir.in_running():
                 log.warning("re-queueing %s, left in running/ by an earlier stop", path.name)
                 self.intake.admit(path, recovered=True)

@@ -17,6 +17,7 @@ import anyio
 
 from orchestrator.adapters import get_adapter
 from orchestrator.adapters.base import ErrorKind, Invocation, RunContext, ToolFailure, Usage
+from orchestrator.circuits import Breakers
 from orchestrator.config import resolve_binary
 from orchestrator.ledger import SharedLedger
 from orchestrator.policy import RateLimiter
@@ -80,6 +81,7 @@ class Engine:
             lease_s=longest + LEASE_MARGIN_S,
         )
         self.rates = RateLimiter(self.config)
+        self.breakers = Breakers(self.config.policies.circuit_breaker)
 
     def take_run_dir(self) -> Path:
         """An empty private folder for one run (its TMPDIR); folders are reused, since

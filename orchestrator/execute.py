@@ -5,6 +5,7 @@ one succeeds or the chain is spent. Shared by the daemon and `exec`.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from orchestrator.attempt import forced_past as forced_past  # exec's (submit.py
 from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.isolation.session import run_isolated
 from orchestrator.isolation.worktree import Worktrees
-from orchestrator.policy import estimate_tokens
+from orchestrator.policy import estimate_tokens, retry_backoff
 from orchestrator.results import AttemptRecord, Result, error_info
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ PERMANENT_KINDS = frozenset(
 TOOL_WIDE_KINDS = frozenset(
     {ErrorKind.MISSING_BINARY, ErrorKind.NOT_EXECUTABLE, ErrorKind.AUTH, ErrorKind.CLI_USAGE}
 )
+COOLDOWN = "cooldown"  # a skipped attempt's kind: its tool:model's circuit is open
 DEFAULT_COOLDOWN_S = 30.0  # after a 429 that does not say how long to wait
 MAX_LINE = 240  # a fallback line's reason is cut to this many characters
 
@@ -246,6 +248,9 @@ async def _one(
     """One scheduled attempt; "stop" ends the chain."""
     config = engine.config
     key = (attempt.tool, attempt.model)
+    name = _name(attempt)
+    if await _cooling_down(engine, run, attempt, later):
+        return "next"
     wait = engine.rates.delay(attempt.tool, attempt.model)
     if wait > 0 and any((a.tool, a.model) != key for a in later):
         run.why = f"rate limited for another {wait:.1f}s"
@@ -254,7 +259,9 @@ async def _one(
         )
         return "next"
     if key in run.tried:
-        backoff = config.policies.retries.backoff * 2 ** max(0, number - len(run.chain))
+        retries = config.policies.retries
+        passes = max(0, number - len(run.chain))
+        backoff = retry_backoff(retries.backoff, retries.backoff_max, passes, random.random())
         wait = max(wait, backoff)
     if wait > 0:
         await anyio.sleep(wait)
@@ -276,8 +283,17 @@ async def _one(
     run.result.attempts.append(record)
     record_attempt(engine, run, number, attempt, record, parsed, cost)
     if failure is None:
+        engine.breakers.succeeded(name)
         _succeed(run, attempt, parsed)
         return "stop"
+    return _failed(engine, run, attempt, failure)
+
+
+def _failed(engine: Engine, run: ChainRun, attempt: Attempt, failure: ToolFailure) -> str:
+    """Learn from a failed attempt (circuits, cooldowns, what is out for the task); "next"
+    when the chain goes on."""
+    key = (attempt.tool, attempt.model)
+    engine.breakers.failed(_name(attempt), failure.kind)
     run.last_failure = failure
     log.info("task %s: %s/%s failed: %s", run.task.id, attempt.tool, attempt.model, failure.kind)
     if failure.kind == ErrorKind.RATE_LIMIT:
@@ -291,6 +307,26 @@ async def _one(
         run.why = f"failed ({failure.kind}): {failure.message}"
     over_budget = run.task.budget_usd is not None and _spent(run) >= run.task.budget_usd
     return "stop" if failure.kind not in FALLBACK_KINDS or over_budget else "next"
+
+
+async def _cooling_down(
+    engine: Engine, run: ChainRun, attempt: Attempt, later: list[Attempt]
+) -> bool:
+    """True when the attempt's circuit is open and the chain has something else to try
+    (it is listed as skipped); with nothing else, wait for the circuit's probe."""
+    name = _name(attempt)
+    if engine.breakers.allow(name):
+        return False
+    if any(_name(a) != name for a in later):
+        circuit = engine.breakers.circuits.get(name)
+        count = circuit.failures if circuit else 0
+        run.why = f"cooling down: its circuit is open after {count} transient failures in a row"
+        hint = "the next tool in the chain was tried; `status` shows when it probes again"
+        run.result.attempts.append(_skipped(attempt, COOLDOWN, run.why, hint))
+        return True
+    await anyio.sleep(engine.breakers.retry_at(name) or 0.0)
+    engine.breakers.allow(name)  # the probe, unless another task took it
+    return False
 
 
 def _spent(run: ChainRun) -> float:

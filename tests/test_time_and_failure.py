@@ -16,7 +16,17 @@ from orchestrator.config import CircuitBreaker, load_config
 from orchestrator.policy import retry_backoff
 from orchestrator.schedules import Scheduler
 from orchestrator.workdir import Workdir
-from tests.conftest import Daemon, drop_task, orchestrator, result, results, wait_for
+from tests.conftest import (
+    Daemon,
+    base_config,
+    drop_task,
+    fake_tool,
+    orchestrator,
+    result,
+    results,
+    wait_for,
+    write_config,
+)
 
 
 def write_schedules(root: Path, schedules: dict[str, Any]) -> None:
@@ -210,3 +220,49 @@ def test_failed_refuses_a_bad_since(workspace: Path, since: str) -> None:
     assert done.returncode != 0
     assert "--since" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_daemon_opens_a_circuit_skips_it_and_closes_it_with_a_probe(
+    workspace: Path,
+) -> None:
+    """Through a live daemon: a tool that times out twice in a row opens its circuit; the
+    next task skips it (`cooldown`) for its fallback; once the wait is over, a probe that
+    succeeds closes it. status shows the open circuit."""
+    flag = workspace.parent / "hang"
+    flag.touch()
+    hang = f"import os, time; time.sleep(5) if os.path.exists({str(flag)!r}) else print('ok')"
+    files = base_config()
+    files["tools.yaml"]["tools"]["shaky"] = fake_tool(
+        args=["-c", hang], output={"format": "text"}, timeout="0.5s", models=["m"]
+    )
+    files["agents.yaml"]["agents"]["shaky-first"] = {
+        "preferred_tool": "shaky", "fallback_chain": ["fake:fake-small"],
+    }  # fmt: skip
+    files["policies.yaml"]["circuit_breaker"] = {"failures": 2, "backoff": "1s",
+                                                 "backoff_max": "1s"}  # fmt: skip
+    write_config(workspace, files)
+
+    def run(task_id: str) -> dict[str, Any]:
+        drop_task(workspace, f"{task_id}.yaml", {"agent": "shaky-first", "prompt": "p"})
+        done = workspace / "work" / "outbox" / f"{task_id}.result.yaml"
+        wait_for(done.exists, what=task_id)
+        return result(workspace, task_id)
+
+    daemon = Daemon(workspace, "--concurrency", "1")
+    try:
+        for task_id in ("t1", "t2"):
+            res = run(task_id)
+            assert [a["error"]["kind"] for a in res["attempts"][:1]] == ["timeout"]
+            assert res["status"] == "succeeded"
+        circuits = json.loads(orchestrator(workspace, "status", "--json").stdout)["circuits"]
+        assert list(circuits) == ["shaky:m"]
+        assert "open circuits" in orchestrator(workspace, "status").stdout
+        skipped = run("t3")["attempts"][0]
+        assert (skipped["outcome"], skipped["error"]["kind"]) == ("skipped", "cooldown")
+        flag.unlink()
+        time.sleep(1.2)
+        probe = run("t4")
+        assert (probe["tool"], probe["output"]) == ("shaky", "ok")
+        assert json.loads(orchestrator(workspace, "status", "--json").stdout)["circuits"] == {}
+    finally:
+        daemon.stop()
