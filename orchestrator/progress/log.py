@@ -23,22 +23,15 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.progress.events import MAX_TEXT
-from orchestrator.safefile import fit_name
+from orchestrator.progress.paths import log_path as log_path  # where it is
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-LOGS_DIR = "logs"  # under work/
-SUFFIX = ".events.jsonl"
 FLUSH_S = 0.5
 Record = dict[str, Any]
-
-
-def log_path(work: Path, task_id: str) -> Path:
-    """The events log of a task, in `work/logs/`."""
-    return work / LOGS_DIR / fit_name(task_id, SUFFIX)
 
 
 class EventLog:

@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UsageError
-from orchestrator.progress.events import MAX_TEXT, clip
-from orchestrator.progress.log import Record, log_path
+from orchestrator.progress.paths import log_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
 TAIL_BYTES = 16 * 1024  # a record is far smaller: the last one is in this much of the end
 POLL_S = 0.2  # logs --follow: how often the log is read for more
 TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+Record = dict[str, Any]  # as progress/log.py writes them (not imported: status starts fast)
 
 
 def _read_from(path: Path, offset: int, limit: int | None = None) -> tuple[bytes, int] | None:
@@ -118,6 +118,8 @@ def render(record: Record) -> str:
 
 
 def _what(record: Record) -> str:
+    from orchestrator.progress.events import MAX_TEXT, clip
+
     kind, name, text = record.get("kind"), record.get("name"), record.get("text")
     if kind == "start":
         model = f" ({record['model']})" if record.get("model") else ""
