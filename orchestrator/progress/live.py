@@ -209,11 +209,9 @@ def _over_budget(spent: float, cost: float, budget: float) -> ToolFailure:
     )
 
 
-@contextlib.asynccontextmanager
-async def flushing(live: LiveRun | None) -> AsyncIterator[None]:
-    """`live.flushing()`, or nothing for a tool whose output is no stream."""
-    if live is None:
-        yield
-        return
-    async with live.flushing():
-        yield
+def flushing(live: LiveRun | None) -> contextlib.AbstractAsyncContextManager[None]:
+    """`live.flushing()`, or nothing (no allocation) for a tool whose output is no stream."""
+    return live.flushing() if live is not None else _NOTHING
+
+
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()  # reusable, async too
