@@ -393,4 +393,7 @@ def _sum_usage(result: Result) -> None:
     if costs and all(c is not None for c in costs):
         result.cost_usd = round(sum(c for c in costs if c is not None), 8)
         sources = {r.cost_source for r in with_usage}
-        result.cost_source = "reported" if sources == {"reported"} else "computed"
+        if "partial" in sources:  # an attempt stopped mid-run: its usage as far as it got
+            result.cost_source = "partial"
+        else:
+            result.cost_source = "reported" if sources == {"reported"} else "computed"

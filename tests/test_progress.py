@@ -343,6 +343,7 @@ def test_a_run_killed_by_its_timeout_records_the_usage_it_had_reached(streaming:
     assert first["cost_usd"] == pytest.approx(3000 * 2e-6 + 300 * 10e-6)
     assert first["cost_source"] == "partial"
     assert res["usage"]["input_tokens"] >= 3000  # the task's sum counts it
+    assert res["cost_source"] == "partial"  # and says a part of it is as far as it got
     (row, *_) = telemetry_rows(streaming, "slow")
     assert (row["outcome"], row["error_kind"], row["cost_source"]) == (
         "failed",

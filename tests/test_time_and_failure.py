@@ -193,7 +193,7 @@ def test_failed_lists_and_retry_failed_replays_a_batch(workspace: Path) -> None:
     assert orchestrator(workspace, "run", "--once").returncode == 0
     listed = orchestrator(workspace, "failed")
     assert listed.returncode == 0, listed.stderr
-    assert [line.split()[0] for line in listed.stdout.splitlines()[:-1]] == [
+    assert sorted(line.split()[0] for line in listed.stdout.splitlines()[:-1]) == [
         "bad0", "bad1", "bad2",
     ]  # fmt: skip
     rows = json.loads(orchestrator(workspace, "failed", "--json").stdout)
