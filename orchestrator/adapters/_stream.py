@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from orchestrator.adapters.base import ParsedOutput, StreamParser
+    from orchestrator.progress.events import Event
 
 JsonObject = dict[str, Any]
 
@@ -137,3 +138,22 @@ def dict_at(value: Any, *keys: str) -> JsonObject:
 def text_at(value: Any, key: str) -> str | None:
     found = value.get(key) if isinstance(value, dict) else None
     return found if isinstance(found, str) else None
+
+
+class ObjectStream:
+    """A stream parser that keeps its first line (for a message when no event comes) and
+    hands each JSON object of a line to `_take`; `lines` and `head` are set by the class."""
+
+    lines: JsonLines
+    head: bytes
+
+    def feed(self, line: bytes) -> list[Event]:
+        if not self.head and line.strip():
+            self.head = line[:400]
+        events: list[Event] = []
+        for obj in self.lines.objects(line):
+            events += self._take(obj)
+        return events
+
+    def _take(self, obj: JsonObject) -> list[Event]:
+        raise NotImplementedError

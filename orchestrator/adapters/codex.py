@@ -10,7 +10,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import _classify as c
-from orchestrator.adapters._stream import JsonLines, JsonObject, dict_at, read_all, text_at
+from orchestrator.adapters._stream import (
+    JsonLines,
+    JsonObject,
+    ObjectStream,
+    dict_at,
+    read_all,
+    text_at,
+)
 from orchestrator.adapters.base import (
     ErrorKind,
     Invocation,
@@ -118,7 +125,7 @@ def _network_lost(message: object) -> ToolFailure | None:
     return None
 
 
-class CodexStream:
+class CodexStream(ObjectStream):
     """One run's `exec --json` events: thread.started, turn.started, item.started /
     item.completed (commands, file changes, MCP tool calls, web searches, reasoning,
     messages), turn.completed (usage) or turn.failed, and error lines."""
@@ -136,14 +143,6 @@ class CodexStream:
         self.turns = 0
         self.items: set[str] = set()  # items announced (started) already
         self.head = b""  # the first line, for a message when no event comes
-
-    def feed(self, line: bytes) -> list[Event]:
-        if not self.head and line.strip():
-            self.head = line[:400]
-        events: list[Event] = []
-        for obj in self.lines.objects(line):
-            events += self._take(obj)
-        return events
 
     def _take(self, obj: JsonObject) -> list[Event]:
         kind = obj.get("type")

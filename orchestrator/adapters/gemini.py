@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import _classify as c
-from orchestrator.adapters._stream import JsonLines, JsonObject, read_all, text_at
+from orchestrator.adapters._stream import JsonLines, JsonObject, ObjectStream, read_all, text_at
 from orchestrator.adapters.base import (
     ErrorKind,
     Invocation,
@@ -102,7 +102,7 @@ class GeminiAdapter:
         return GeminiStream(model)
 
 
-class GeminiStream:
+class GeminiStream(ObjectStream):
     """One run's `-o stream-json` lines: init, messages (the user's, the assistant's word
     deltas), tool_use / tool_result, error, and one result line with the stats; or
     `-o json`'s one document, indented over many lines."""
@@ -119,14 +119,6 @@ class GeminiStream:
         self.turns = 0
         self.waiting = False  # a turn was announced and nothing answered it yet
         self.head = b""
-
-    def feed(self, line: bytes) -> list[Event]:
-        if not self.head and line.strip():
-            self.head = line[:400]
-        events: list[Event] = []
-        for obj in self.lines.objects(line):
-            events += self._take(obj)
-        return events
 
     def _take(self, obj: JsonObject) -> list[Event]:
         kind = obj.get("type")
