@@ -23,7 +23,9 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 def ledger(work: Path, **budgets: object) -> SharedLedger:
     limits = Budgets.model_validate({"daily_usd": 1.0, "mode": "hard", **budgets})
-    return SharedLedger(limits, work / "ledger.db", work / "telemetry.db", lease_s=600)
+    return SharedLedger(
+        limits, work / "ledger.db", work / "telemetry.db", lease_s=600, clock=NOW.timestamp
+    )  # the ledger's clock and the moment its reservations name agree, whatever the date
 
 
 def test_two_ledgers_on_one_workspace_share_the_budget(tmp_path: Path) -> None:
@@ -70,8 +72,11 @@ from orchestrator.ledger import SharedLedger
 from tests.conftest import base_config, cli_env, drop_task, results, write_config
 work = Path(sys.argv[1])
 limits = Budgets.model_validate({"daily_usd": 1.0, "mode": "hard"})
-ledger = SharedLedger(limits, work / "ledger.db", work / "telemetry.db", lease_s=600)
-decision, _ = ledger.reserve("a", 0.9, datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
+now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+ledger = SharedLedger(
+    limits, work / "ledger.db", work / "telemetry.db", lease_s=600, clock=now.timestamp
+)
+decision, _ = ledger.reserve("a", 0.9, now)
 print("held" if decision.allowed else "refused", flush=True)
 time.sleep(600)
 """
