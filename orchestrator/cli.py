@@ -15,6 +15,7 @@ from orchestrator.commands import (
     cmd_cancel,
     cmd_config_migrate,
     cmd_config_validate,
+    cmd_dashboard,
     cmd_doctor,
     cmd_exec,
     cmd_failed,
@@ -148,6 +149,14 @@ def _parser() -> argparse.ArgumentParser:
         "--csv: a last line whose period is 'total'",
     )
 
+    dashboard = add("dashboard", cmd_dashboard, "serve the local web dashboard (docs/dashboard.md)")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    dashboard.add_argument(
+        "--port", type=_port, default=8765, help="port (default 8765; 0: any free one)"
+    )
+
     submit = add("submit", cmd_submit, "write a task file into the inbox, print its id")
     _task_options(submit)
     submit.add_argument("--task-type")
@@ -214,6 +223,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be between 0 and 65535")
     return value
 
 

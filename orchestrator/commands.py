@@ -325,6 +325,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import os
+
+    from orchestrator.web.server import serve
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    serve(_workspace(args), args.host, args.port, profile=args.profile, environ=os.environ, say=say)
+    return 0
+
+
 def _prompt(args: argparse.Namespace) -> str:
     from orchestrator.errors import UsageError
 
