@@ -72,6 +72,9 @@ GEMINI_JSON = ("-o", "json", "--skip-trust")
 GEMINI_STREAM = ("-o", "stream-json", "--skip-trust")
 GEMINI_FLASH = ("-m", "gemini-2.5-flash")
 STATUSES = (401, 429, 500, 503, 529)
+SUBSCRIPTION_TOKEN = "sk-ant-oat01-fake"  # claude reads plan limits only when signed in so
+WEEK_S = 3 * 86400  # a closed window that reopens on another day
+WINDOW_S = 7200  # a closed usage window (FAKE_LIMIT) reopens this long after the first call
 WORK = "{work}"  # in a tool call's arguments: the case's working folder
 NOTES = "hello from notes.txt\n"  # what a tool call reads
 READ_NOTES = ("Read", '{"file_path":"' + WORK + '/notes.txt"}')  # claude's tools
@@ -101,6 +104,8 @@ class Case:
     last_message: bool = False  # codex -o FILE: keep the file as NAME.last-message.txt
     timeout: float = FAST_TIMEOUT_S
     tool: tuple[str, str] | None = None
+    limit: int | None = None  # FAKE_LIMIT: a usage window closed for this many seconds
+    subscription: bool = False  # claude signed in with a plan's token instead of an API key
 
     @property
     def fake(self) -> dict[str, Any]:
@@ -109,6 +114,8 @@ class Case:
             return {"down": True}
         if self.status is not None:
             return {"status": self.status}
+        if self.limit is not None:
+            return {"limit_closed_for_s": self.limit}
         called = {"tool": self.tool[0]} if self.tool else {}
         return {"reply": f"ACK-{self.name}", "usage": list(USAGE), **called}
 
@@ -119,6 +126,8 @@ class Case:
         if self.status is not None:
             retry = " FAKE_RETRY_AFTER=1" if self.default_retries else ""
             return f"case={self.name} FAKE_STATUS={self.status}{retry} please fail"
+        if self.limit is not None:
+            return f"case={self.name} FAKE_LIMIT={self.name}:{self.limit} the window is closed"
         usage = ",".join(str(n) for n in USAGE)
         call = ""
         if self.tool is not None:
@@ -167,6 +176,14 @@ CLAUDE_CASES = [
     Case("claude-stream-json-http529-fallback-model-sonnet", "claude",
          (*CLAUDE_STREAM, "--fallback-model", "sonnet"), status=529),
     *_slow("claude-stream-json", "claude", CLAUDE_STREAM),
+    Case("claude-json-usage-limit", "claude", CLAUDE_JSON, limit=WINDOW_S),
+    Case("claude-stream-json-usage-limit", "claude", CLAUDE_PARTIAL, limit=WINDOW_S),
+    Case("claude-json-subscription-usage-limit", "claude", CLAUDE_JSON, limit=WINDOW_S,
+         subscription=True),
+    Case("claude-json-subscription-usage-limit-days", "claude", CLAUDE_JSON, limit=WEEK_S,
+         subscription=True),
+    Case("claude-stream-json-subscription-usage-limit", "claude", CLAUDE_PARTIAL,
+         limit=WINDOW_S, subscription=True),
     Case("claude-stream-json-tool", "claude", CLAUDE_STREAM, tool=READ_NOTES),
     Case("claude-stream-json-partial-tool", "claude", CLAUDE_PARTIAL, tool=READ_NOTES, stdin=True),
     Case("claude-stream-json-max-turns", "claude", (*CLAUDE_PARTIAL, "--max-turns", "1"),
@@ -190,6 +207,10 @@ CODEX_CASES = [
     Case("codex-exec-json-approval-flag-after-exec", "codex", (*CODEX_JSON, "-a", "never")),
     Case("codex-exec-text", "codex"),
     *_failures("codex-exec-json", "codex", CODEX_JSON, timeout=CODEX_DOWN_TIMEOUT_S),
+    Case("codex-exec-json-usage-limit", "codex", CODEX_JSON, limit=WINDOW_S),
+    Case("codex-exec-json-usage-limit-days", "codex", CODEX_JSON, limit=WEEK_S),
+    Case("codex-exec-json-usage-limit-default-retries", "codex", CODEX_JSON, limit=WINDOW_S,
+         default_retries=True, timeout=SLOW_TIMEOUT_S),
     Case("codex-exec-json-http429-default-retries", "codex", CODEX_JSON, status=429,
          default_retries=True),
     Case("codex-exec-json-http500-default-retries", "codex", CODEX_JSON, status=500,
@@ -213,6 +234,11 @@ GEMINI_CASES = [
     Case("gemini-json-http429-pro-model-default-retries", "gemini",
          (*GEMINI_JSON, "-m", "gemini-3.1-pro-preview"), status=429, default_retries=True,
          timeout=SLOW_TIMEOUT_S),
+    Case("gemini-json-model-flash-usage-limit", "gemini", (*GEMINI_JSON, *GEMINI_FLASH),
+         limit=WINDOW_S),
+    Case("gemini-stream-json-model-flash-usage-limit", "gemini",
+         (*GEMINI_STREAM, *GEMINI_FLASH), limit=WINDOW_S),
+    Case("gemini-stream-json-usage-limit", "gemini", GEMINI_STREAM, limit=WINDOW_S),
     Case("gemini-stream-json", "gemini", GEMINI_STREAM),
     *_failures("gemini-stream-json", "gemini", GEMINI_STREAM),
     *_failures("gemini-stream-json-model-flash", "gemini", (*GEMINI_STREAM, *GEMINI_FLASH)),
@@ -364,6 +390,9 @@ def capture(case: Case, root: Path) -> Captured:
         if case.default_retries:
             del extra["CLAUDE_CODE_MAX_RETRIES"]
         env = realcli.isolated_env(home, base_url, extra={**extra, **case.env})
+        if case.subscription:  # the key would win over the token
+            del env["ANTHROPIC_API_KEY"]
+            env["CLAUDE_CODE_OAUTH_TOKEN"] = SUBSCRIPTION_TOKEN
         write_gemini_settings(home, case.default_retries)
         last_message = folder / "last-message.txt"
         argv = build_argv(case, base_url, last_message, work)
@@ -428,6 +457,7 @@ def index_entry(captured: Captured, version: str) -> dict[str, Any]:
             else None
         ),
         "env": sorted(case.env),
+        "signed_in": "subscription token" if case.subscription else "api key",
         "retries": "default" if case.default_retries else "off",
         "fake": case.fake,
         "requests": request_rows(case, captured.requests),

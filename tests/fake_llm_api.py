@@ -59,6 +59,34 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
     another (fallback tests), e.g. ``FAKE_STATUS_ANTHROPIC=429``.
 ``FAKE_RETRY_AFTER=<seconds>``
     The ``retry-after`` value of such an error (an integer). Default ``7``.
+``FAKE_LIMIT=<name>:<seconds>``
+    A usage window: the first request that names window ``<name>`` closes it for
+    ``<seconds>`` (an integer) from then; until it reopens, every request naming it gets
+    ``429`` in the provider's own "limit reached, resets at ..." shape, afterwards the normal
+    answer. Each provider has its own windows. What each provider sends (the reset as an
+    epoch ``R`` and as ``S`` seconds from now, rounded up):
+
+    ===========  ==========================================================================
+    Anthropic    headers ``retry-after: S``, ``anthropic-ratelimit-unified-status:
+                 rejected``, ``anthropic-ratelimit-unified-reset: R`` (with the
+                 ``-5h-`` window's status, reset and utilization and
+                 ``-representative-claim: five_hour``, as a subscription's responses
+                 carry), ``anthropic-ratelimit-requests-remaining: 0`` and
+                 ``anthropic-ratelimit-requests-reset`` (RFC 3339, as an API key's do);
+                 body ``rate_limit_error``.
+    OpenAI       body ``{"error": {"type": "usage_limit_reached", "resets_at": R,
+                 "resets_in_seconds": S, "plan_type": "plus", ...}}`` (a ChatGPT plan's),
+                 headers ``retry-after: S``, ``x-codex-primary-used-percent: 100``,
+                 ``x-codex-primary-reset-after-seconds: S``, ``x-codex-primary-reset-at:
+                 R``, ``x-ratelimit-remaining-requests: 0``, ``x-ratelimit-reset-requests:
+                 Ss``.
+    Gemini       ``RESOURCE_EXHAUSTED`` whose message ends "Please retry in Ss.", with a
+                 ``QuotaFailure`` (a per-day quota) and a ``RetryInfo`` (``retryDelay:
+                 "Ss"``) in ``details``; header ``retry-after: S``.
+    ===========  ==========================================================================
+``FAKE_LIMIT_<PROVIDER>=<name>:<seconds>``
+    Like ``FAKE_LIMIT``, for one provider's API only (``ANTHROPIC``, ``OPENAI``,
+    ``GEMINI``); it wins over ``FAKE_LIMIT`` for that provider.
 ``FAKE_DELAY=<seconds>``
     Sleep that long (a decimal number) before answering, errors included (for timeout tests).
     ``FakeLLMAPI.stop()`` cuts the sleep short.
@@ -95,6 +123,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import signal
 import sys
@@ -157,10 +186,16 @@ class Markers:
     delay_after_tool: float = 0.0
     # provider name ("anthropic", "openai", "gemini") -> status, from FAKE_STATUS_<PROVIDER>
     provider_status: Mapping[str, int] = field(default_factory=dict)
+    limit: tuple[str, int] | None = None  # FAKE_LIMIT: a usage window (name, seconds)
+    provider_limit: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     def status_for(self, provider: str) -> int | None:
         """The error status to answer a request to ``provider`` with, or None."""
         return self.provider_status.get(provider, self.status)
+
+    def limit_for(self, provider: str) -> tuple[str, int] | None:
+        """The usage window a request to ``provider`` names, or None."""
+        return self.provider_limit.get(provider, self.limit)
 
 
 _REPLY_RE = re.compile(r"FAKE_REPLY=(\S+)")
@@ -171,6 +206,8 @@ _RETRY_AFTER_RE = re.compile(r"FAKE_RETRY_AFTER=(\d+)")
 _DELAY_RE = re.compile(r"FAKE_DELAY=(\d+(?:\.\d+)?)")
 _DELAY_AFTER_TOOL_RE = re.compile(r"FAKE_DELAY_AFTER_TOOL=(\d+(?:\.\d+)?)")
 _TOOL_RE = re.compile(r"FAKE_TOOL=([\w.-]+):(\{\S*\})")
+_LIMIT_RE = re.compile(r"FAKE_LIMIT=([\w.-]+):(\d+)")
+_PROVIDER_LIMIT_RE = re.compile(r"FAKE_LIMIT_(ANTHROPIC|OPENAI|GEMINI)=([\w.-]+):(\d+)")
 
 
 def _tool_marker(text: str) -> tuple[str, JsonObject] | None:
@@ -194,6 +231,10 @@ def parse_markers(text: str) -> Markers:
     provider_status: dict[str, int] = {}
     for match in _PROVIDER_STATUS_RE.finditer(text):
         provider_status.setdefault(match.group(1).lower(), int(match.group(2)))
+    provider_limit: dict[str, tuple[str, int]] = {}
+    for match in _PROVIDER_LIMIT_RE.finditer(text):
+        provider_limit.setdefault(match.group(1).lower(), (match.group(2), int(match.group(3))))
+    limit = _LIMIT_RE.search(text)
     return Markers(
         reply=reply.group(1) if reply else None,
         usage=Usage(*(int(n) for n in usage.groups())) if usage else DEFAULT_USAGE,
@@ -205,6 +246,8 @@ def parse_markers(text: str) -> Markers:
         if (after := _DELAY_AFTER_TOOL_RE.search(text))
         else 0,
         provider_status=provider_status,
+        limit=(limit.group(1), int(limit.group(2))) if limit else None,
+        provider_limit=provider_limit,
     )
 
 
@@ -244,6 +287,18 @@ def split_text(text: str) -> list[str]:
 
 def retry_headers(status: int, retry_after: int) -> dict[str, str]:
     return {"retry-after": str(retry_after)} if status in (429, 503, 529) else {}
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A closed usage window: when it reopens, as an epoch and as whole seconds from now."""
+
+    resets_at: int
+    seconds: int
+
+    @property
+    def rfc3339(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.resets_at))
 
 
 @dataclass(frozen=True)
@@ -337,6 +392,10 @@ class Provider:
 
     def has_tool_result(self, body: JsonObject) -> bool:
         """Whether the request sends back the output of a tool call."""
+        raise NotImplementedError
+
+    def limit(self, closed: Closed, call: Call) -> Answer:
+        """The 429 of a closed usage window (FAKE_LIMIT), in the provider's own shape."""
         raise NotImplementedError
 
     def tool_call(self, call: Call) -> tuple[str, JsonObject] | None:
@@ -469,6 +528,29 @@ class Anthropic(Provider):
         }
         headers = {"request-id": call.request_id, **retry_headers(status, call.markers.retry_after)}
         return json_answer(status, payload, headers)
+
+    def limit(self, closed: Closed, call: Call) -> Answer:
+        message = "This request would exceed your account's rate limit. Please try again later."
+        payload = {
+            "type": "error",
+            "error": {"type": "rate_limit_error", "message": message},
+            "request_id": call.request_id,
+        }
+        unified = "anthropic-ratelimit-unified"
+        headers = {
+            "request-id": call.request_id,
+            "retry-after": str(closed.seconds),
+            f"{unified}-status": "rejected",
+            f"{unified}-reset": str(closed.resets_at),
+            f"{unified}-representative-claim": "five_hour",
+            f"{unified}-5h-status": "rejected",
+            f"{unified}-5h-reset": str(closed.resets_at),
+            f"{unified}-5h-utilization": "1.0",
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": closed.rfc3339,
+        }
+        return json_answer(429, payload, headers)
 
 
 class OpenAIResponses(Provider):
@@ -611,6 +693,29 @@ class OpenAIResponses(Provider):
         }
         return json_answer(status, payload, headers)
 
+    def limit(self, closed: Closed, call: Call) -> Answer:
+        payload = {
+            "error": {
+                "type": "usage_limit_reached",
+                "message": "The usage limit has been reached",
+                "plan_type": "plus",
+                "resets_at": closed.resets_at,
+                "resets_in_seconds": closed.seconds,
+            }
+        }
+        headers = {
+            "x-request-id": call.request_id,
+            "retry-after": str(closed.seconds),
+            "x-codex-primary-used-percent": "100.0",
+            "x-codex-primary-window-minutes": "300",
+            "x-codex-primary-reset-after-seconds": str(closed.seconds),
+            "x-codex-primary-reset-at": str(closed.resets_at),
+            "x-ratelimit-limit-requests": "50",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": f"{closed.seconds}s",
+        }
+        return json_answer(429, payload, headers)
+
 
 def fill_schema(schema: object) -> object:
     """A value that fits a (Gemini or JSON) schema; see the module docstring."""
@@ -694,6 +799,38 @@ class Gemini(Provider):
         kind = error_kind(status)
         payload = {"error": {"code": status, "message": kind.message, "status": kind.google_status}}
         return json_answer(status, payload, retry_headers(status, call.markers.retry_after))
+
+    def limit(self, closed: Closed, call: Call) -> Answer:
+        metric = "generativelanguage.googleapis.com/generate_content_requests"
+        message = (
+            "You exceeded your current quota, please check your plan and billing details. "
+            f"Quota exceeded for metric: {metric}, model: {call.model}. "
+            f"Please retry in {closed.seconds}s."
+        )
+        quota = "GenerateRequestsPerDayPerProjectPerModel"
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": metric,
+                        "quotaId": quota,
+                        "quotaDimensions": {"location": "global", "model": call.model},
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+             "retryDelay": f"{closed.seconds}s"},
+        ]  # fmt: skip
+        payload = {
+            "error": {
+                "code": 429,
+                "message": message,
+                "status": "RESOURCE_EXHAUSTED",
+                "details": details,
+            }
+        }
+        return json_answer(429, payload, {"retry-after": str(closed.seconds)})
 
 
 ANTHROPIC = Anthropic()
@@ -819,6 +956,7 @@ class FakeLLMAPI:
         self._requests: list[RecordedRequest] = []
         self._arrivals: list[tuple[str, str]] = []
         self._counter = 0
+        self._windows: dict[tuple[str, str], float] = {}  # (provider, name) -> reopens at
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -937,7 +1075,13 @@ class FakeLLMAPI:
         if call.markers.delay_after_tool and found.provider.has_tool_result(body):
             self._stopping.wait(call.markers.delay_after_tool)
         status = call.markers.status_for(found.provider.name)
-        answer = found.provider.error(status, call) if status else found.provider.answer(call)
+        closed = self._closed(found.provider.name, call.markers)
+        if closed is not None:
+            answer = found.provider.limit(closed, call)
+        elif status:
+            answer = found.provider.error(status, call)
+        else:
+            answer = found.provider.answer(call)
         self._record(
             recording(
                 handler,
@@ -950,6 +1094,19 @@ class FakeLLMAPI:
             )
         )
         handler.send_answer(answer)
+
+    def _closed(self, provider: str, markers: Markers) -> Closed | None:
+        """The window a FAKE_LIMIT names, while it is closed (the first naming closes it)."""
+        window = markers.limit_for(provider)
+        if window is None:
+            return None
+        name, seconds = window
+        now = time.time()
+        with self._lock:
+            reopens = self._windows.setdefault((provider, name), now + seconds)
+        if now >= reopens:
+            return None
+        return Closed(resets_at=math.ceil(reopens), seconds=max(1, math.ceil(reopens - now)))
 
     def _call(self, found: Route, body: JsonObject, query: str) -> Call:
         provider = found.provider

@@ -16,9 +16,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -83,12 +86,24 @@ def expected(name: str) -> tuple[ErrorKind | None, int | None]:
     fake = INDEX[name]["fake"]
     if fake.get("down"):
         return K.CONNECTION, None
+    if "limit_closed_for_s" in fake:
+        return limit_expected(name)
     if "status" in fake:
         status = fake["status"]
         if INDEX[name]["cli"] == "codex" and status == 500:
             return K.SERVER, None  # codex replaces a 500's body by "high demand", no status
         return STATUS_KINDS[status], status
     return None, None
+
+
+def limit_expected(name: str) -> tuple[ErrorKind, int | None]:
+    """A closed usage window: claude with an API key reads none of the plan's headers (a
+    plain 429); signed in with a plan, and codex and gemini, say the window closed. Codex
+    drops the status from the message."""
+    run = INDEX[name]
+    if run["cli"] == "claude" and run["signed_in"] == "api key":
+        return K.RATE_LIMIT, 429
+    return K.USAGE_LIMIT, None if run["cli"] == "codex" else 429
 
 
 def tool_for(cli: str, **options: Any) -> ToolConfig:
@@ -145,6 +160,7 @@ def expected_model(name: str) -> str | None:
 SUCCESSES = sorted(name for name in INDEX if expected(name)[0] is None)
 FAILURES = sorted(name for name in INDEX if expected(name)[0] is not None)
 STATUS_FAILURES = sorted(name for name in FAILURES if "status" in INDEX[name]["fake"])
+WINDOWS = sorted(name for name in FAILURES if expected(name)[0] is K.USAGE_LIMIT)
 
 
 # --- the samples themselves -----------------------------------------------------------
@@ -212,6 +228,8 @@ def test_sample_shows_what_the_fake_api_was_told(name: str) -> None:
         assert run["requests"] == []
     elif "status" in run["fake"]:
         assert statuses == {run["fake"]["status"]}
+    elif "limit_closed_for_s" in run["fake"]:
+        assert statuses == {429}
     elif name in STOPPED:
         assert statuses == {200}
         assert run["exit_code"] == 1
@@ -691,3 +709,67 @@ def test_claude_gets_the_tasks_budget_cap() -> None:
     argv = get_adapter(tool.adapter).build(tool, None, "hi", ctx).argv
     assert argv[-2:] == ["--max-budget-usd", "0.5"]
     assert "--max-budget-usd" not in _build("claude", {}, None).argv
+
+
+# --- closed usage windows ---------------------------------------------------------------
+
+
+def test_every_cli_has_a_usage_window_sample_that_names_its_reset() -> None:
+    assert {INDEX[name]["cli"] for name in WINDOWS} == {"claude", "codex", "gemini"}
+
+
+@pytest.mark.parametrize("name", WINDOWS)
+def test_usage_window_says_when_it_opens(name: str) -> None:
+    """Where the CLI printed the reset as a time of day, the failure's reset is that time
+    (to the end of its minute, in the zone the CLI named, else ours); where it printed a
+    wait (gemini's "Please retry in 7200s."), the failure names that wait."""
+    failure = parse_sample(name).failure
+    assert failure is not None
+    closed_for = INDEX[name]["fake"]["limit_closed_for_s"]
+    message = failure.message.lower().replace(" ", "")
+    if failure.retry_after_s is not None:  # a wait: from the moment the attempt ended
+        assert (failure.retry_after_s, failure.resets_at) == (closed_for, None)
+        return
+    assert failure.resets_at is not None
+    if failure.window is None:  # a time of day (and a date, when days away)
+        stamp = datetime.fromtimestamp(failure.resets_at - 60, UTC)
+        assert f"{stamp:%I:%M%p}".lstrip("0").lower() in message, (stamp, message)
+        if closed_for > 86400:  # a date (codex's with its year: a past moment in time)
+            assert f"{stamp:%b} {stamp.day}".lower().replace(" ", "") in message
+        else:  # a time of day: the next one
+            assert 0 < failure.resets_at - time.time() <= 86400 + 60
+    else:  # claude's rate_limit_event: the epoch of the plan's window
+        assert failure.window == "five_hour"
+        assert failure.whole_tool
+        assert failure.resets_at == _rate_limit_event(name)["resetsAt"]
+
+
+def _rate_limit_event(name: str) -> dict[str, Any]:
+    events = [o for o in sample_json(name) if o.get("type") == "rate_limit_event"]
+    info: dict[str, Any] = events[-1]["rate_limit_info"]
+    assert info["status"] == "rejected"
+    return info
+
+
+def test_codex_usage_limit_holds_for_the_whole_account() -> None:
+    failure = parse_sample("codex-exec-json-usage-limit").failure
+    assert failure is not None
+    assert failure.whole_tool
+
+
+def test_gemini_daily_quota_without_a_wait_opens_at_pacific_midnight() -> None:
+    error = {"error": {"type": "Error", "message": "You have exhausted your daily quota on this "
+                       "model.", "code": 429}}  # fmt: skip
+    failure = _parse("gemini", "", json.dumps(error), 1).failure
+    assert failure is not None
+    assert failure.kind == K.USAGE_LIMIT
+    assert failure.resets_at is not None
+    opens = datetime.fromtimestamp(failure.resets_at, ZoneInfo("America/Los_Angeles"))
+    assert (opens.hour, opens.minute) == (0, 0)
+    assert 0 < failure.resets_at - time.time() <= 86400 + 3600
+
+
+def test_a_rate_limit_without_usage_words_stays_a_rate_limit() -> None:
+    failure = parse_sample("claude-json-usage-limit").failure  # an API key: no plan headers
+    assert failure is not None
+    assert (failure.kind, failure.resets_at) == (K.RATE_LIMIT, None)

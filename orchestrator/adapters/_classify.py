@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.adapters._resets import USAGE_WORDS, reset_time, wait_named
 from orchestrator.adapters.base import ErrorKind, ToolFailure
 
 JsonObject = dict[str, Any]
@@ -32,6 +35,11 @@ _HINTS = {
     ErrorKind.RATE_LIMIT: (
         "the provider is limiting this API key; the orchestrator retries later or tries the "
         "next tool in the chain; lower this tool's rate_limit or max_concurrency if it persists"
+    ),
+    ErrorKind.USAGE_LIMIT: (
+        "the plan's or quota's usage window is closed: tasks fall back where their chain "
+        "allows, otherwise they wait (waiting_quota in `status`) and resume by themselves "
+        "when it opens"
     ),
     ErrorKind.OVERLOADED: (
         "the provider is overloaded, usually for a short while; the orchestrator retries "
@@ -141,6 +149,8 @@ def retry_after(text: str) -> float | None:
         for match in pattern.finditer(text):
             unit = (match.group(2) or default_unit).lower()
             waits.append(float(match.group(1)) * (0.001 if unit == "ms" else 1.0))
+    if (in_words := wait_named(text)) is not None:
+        waits.append(in_words)
     return max(waits) if waits else None
 
 
@@ -198,4 +208,37 @@ def api_failure(
     else:
         message = f"the {provider} API call failed: {detail}"
     wait = retry_after(f"{detail}\n{context}")
-    return failure(kind, message, key_env=key_env, status=status, wait=wait)
+    found = failure(kind, message, key_env=key_env, status=status, wait=wait)
+    return with_window(found, f"{detail}\n{context}")
+
+
+def with_window(
+    found: ToolFailure,
+    text: str,
+    *,
+    resets_at: float | None = None,
+    window: str | None = None,
+    whole_tool: bool = False,
+) -> ToolFailure:
+    """A rate limit that says a usage window closed (a plan's limit, a used-up quota, or a
+    reset time the CLI read from the API) becomes USAGE_LIMIT, with when the window opens:
+    `resets_at` when the caller read it from structured output, else from `text`."""
+    if found.kind not in (ErrorKind.RATE_LIMIT, ErrorKind.USAGE_LIMIT):
+        return found
+    if resets_at is None and found.kind is ErrorKind.RATE_LIMIT and not USAGE_WORDS.search(text):
+        return found
+    now = datetime.now(UTC)
+    when = resets_at if resets_at is not None else reset_time(text, now, local_zone())
+    return replace(
+        found,
+        kind=ErrorKind.USAGE_LIMIT,
+        hint=_HINTS[ErrorKind.USAGE_LIMIT],
+        resets_at=when,
+        window=window or found.window,
+        whole_tool=whole_tool or found.whole_tool,
+    )
+
+
+def local_zone() -> Any:
+    """This machine's zone: a CLI that names no zone writes its local time, which is ours."""
+    return datetime.now().astimezone().tzinfo

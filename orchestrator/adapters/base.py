@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 class ErrorKind(StrEnum):
     RATE_LIMIT = "rate_limit"
+    USAGE_LIMIT = "usage_limit"  # a plan's or quota's window closed: it opens at a set time
     OVERLOADED = "overloaded"
     SERVER = "server_error"
     CONNECTION = "connection"
@@ -47,6 +48,7 @@ class ErrorKind(StrEnum):
 FALLBACK_KINDS = frozenset(
     {
         ErrorKind.RATE_LIMIT,
+        ErrorKind.USAGE_LIMIT,
         ErrorKind.OVERLOADED,
         ErrorKind.SERVER,
         ErrorKind.CONNECTION,
@@ -80,6 +82,9 @@ class ToolFailure:
     hint: str = ""
     status: int | None = None  # the provider's HTTP status, when known
     retry_after_s: float | None = None
+    resets_at: float | None = None  # epoch seconds: when the closed window opens again
+    window: str | None = None  # which window closed, as the CLI names it ("five_hour")
+    whole_tool: bool = False  # the window is the account's, not one model's
 
 
 @dataclass(frozen=True)

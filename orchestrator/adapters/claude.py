@@ -39,6 +39,8 @@ FAIL_FAST_ENV = {
     "CLAUDE_CODE_MAX_RETRIES": "0",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
+# A subscription's windows that hold for every model (the others, "seven_day_opus", one's)
+ACCOUNT_WINDOWS = frozenset({"five_hour", "seven_day"})
 MAX_INPUT = 16 * 1024  # of a tool call's streamed input: its target comes first
 _ARGUMENT = re.compile(r'"(\w+)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _COUNTS = (  # Usage's first four, in Anthropic's names
@@ -98,6 +100,7 @@ class ClaudeStream:
         self.init: JsonObject = {}
         self.final: JsonObject | None = None  # the result object
         self.api_error: JsonObject | None = None  # the last assistant error message
+        self.limit: JsonObject = {}  # a plan's window that refused the run (rate_limit_info)
         self.usage: dict[str, list[int]] = {}  # per API message id, counts as _COUNTS
         self.counted = False  # the usage changed since the last USAGE event
         self.model: str | None = None  # the model of the latest real assistant message
@@ -133,7 +136,15 @@ class ClaudeStream:
         if kind == "result":
             self.final = obj
             self.counted = True
+        if kind == "rate_limit_event":
+            self._rate_limit(dict_at(obj, "rate_limit_info"))
         return []
+
+    def _rate_limit(self, info: JsonObject) -> None:
+        """A subscription's window as claude read it from the API's headers: kept when it
+        refused the run (`rejected`), for when that window opens again."""
+        if info.get("status") == "rejected" and isinstance(info.get("resetsAt"), int | float):
+            self.limit = info
 
     def _system(self, obj: JsonObject) -> list[Event]:
         if obj.get("subtype") == "init":
@@ -267,7 +278,7 @@ class ClaudeStream:
         reached = self.so_far()
         if self.final is None:
             return replace(reached, failure=self._no_result(c.text_of(stderr), exit_code))
-        failure = result_failure(self.final)
+        failure = self._windowed(result_failure(self.final))
         text = self.final.get("result")
         model = model_of(self.final, self.init) or self.requested
         return replace(
@@ -277,6 +288,26 @@ class ClaudeStream:
             failure=failure,
         )
 
+    def _windowed(self, failure: ToolFailure | None) -> ToolFailure | None:
+        """A limit failure with the reset time claude read from the API (the refused
+        message's `rate_limit_info`, else the last `rate_limit_event` that refused)."""
+        if failure is None:
+            return None
+        params = dict_at(self.api_error or {}, "api_error_params")
+        info = dict_at(params, "rate_limit_info") or self.limit
+        resets = info.get("resetsAt")
+        if not isinstance(resets, int | float) or isinstance(resets, bool):
+            return failure
+        window = info.get("rateLimitType")
+        name = window if isinstance(window, str) else None
+        return c.with_window(
+            failure,
+            failure.message,
+            resets_at=float(resets),
+            window=name,
+            whole_tool=name in ACCOUNT_WINDOWS,
+        )
+
     def _no_result(self, stderr: str, exit_code: int | None) -> ToolFailure:
         """No result object: an API error shown by an assistant message before the stream
         ended, a stream cut off, or (empty stdout) a refused command line."""
@@ -284,7 +315,8 @@ class ClaudeStream:
             message = self.api_error.get("message")
             fields = {k: v for k, v in self.api_error.items() if k.startswith("api_error")}
             detail = words(message.get("content") if isinstance(message, dict) else None)
-            return result_failure({"is_error": True, "result": detail, **fields}) or c.failure(
+            found = result_failure({"is_error": True, "result": detail, **fields})
+            return self._windowed(found) or c.failure(
                 ErrorKind.EXIT, f"claude reported an error: {detail}", key_env=KEY_ENV
             )
         if self.init:

@@ -273,8 +273,9 @@ def classify(message: str) -> ToolFailure:
         return _body_failure(body, message)
     if "high demand" in message:
         return c.api_failure(PROVIDER, None, ErrorKind.SERVER, message, key_env=KEY_ENV)
-    if "Quota exceeded" in message or "usage limit" in message:
-        return c.api_failure(PROVIDER, None, ErrorKind.RATE_LIMIT, message, key_env=KEY_ENV)
+    if "Quota exceeded" in message or "usage limit" in message:  # the account's plan
+        found = c.api_failure(PROVIDER, None, ErrorKind.RATE_LIMIT, message, key_env=KEY_ENV)
+        return replace(found, whole_tool=found.kind is ErrorKind.USAGE_LIMIT)
     if _NOT_FOUND.search(message):
         return c.api_failure(PROVIDER, None, ErrorKind.BAD_REQUEST, message, key_env=KEY_ENV)
     return c.failure(ErrorKind.EXIT, f"codex failed: {message}", key_env=KEY_ENV)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import _classify as c
+from orchestrator.adapters._resets import google_daily_reset
 from orchestrator.adapters._stream import JsonLines, JsonObject, ObjectStream, read_all, text_at
 from orchestrator.adapters.base import (
     ErrorKind,
@@ -296,7 +298,11 @@ def _error_failure(error: dict[str, Any], err: str, exit_code: int | None) -> To
     status = code if isinstance(code, int) and 100 <= code <= 599 else _status_in(raw, err)
     if status is not None:
         kind = c.kind_for_status(status)
-        return c.api_failure(PROVIDER, status, kind, detail, key_env=KEY_ENV, context=err)
+        found = c.api_failure(PROVIDER, status, kind, detail, key_env=KEY_ENV, context=err)
+        named = found.resets_at is not None or found.retry_after_s is not None
+        if found.kind is ErrorKind.USAGE_LIMIT and not named and "daily" in raw:
+            found = replace(found, resets_at=google_daily_reset(datetime.now(UTC)))
+        return found
     if any(word in raw for word in _CONNECTION_WORDS):
         return c.api_failure(PROVIDER, None, ErrorKind.CONNECTION, detail, key_env=KEY_ENV)
     own = code if isinstance(code, int) else exit_code
