@@ -260,6 +260,15 @@ class CircuitBreaker(Strict):
     backoff_max: Duration = 600.0
 
 
+class UsageWindows(Strict):
+    """A limit that says when it resets closes its tool:model until then. A task with
+    nothing else to try waits for it (`waiting_quota`), `max_wait` at most in all; a usage
+    limit that names no reset is taken to last `unknown_reset`."""
+
+    max_wait: Duration = 8 * 86400.0  # a weekly window, and a day to spare
+    unknown_reset: Duration = 3600.0
+
+
 class Privacy(Strict):
     prompts: Literal["metadata", "hash", "full"] = "metadata"
 
@@ -275,6 +284,7 @@ class PoliciesFile(Strict):
     cost_optimization: CostOptimization = Field(default_factory=CostOptimization)
     retries: Retries = Field(default_factory=Retries)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    usage_windows: UsageWindows = Field(default_factory=UsageWindows)
     privacy: Privacy = Field(default_factory=Privacy)
     concurrency: int | None = Field(default=None, ge=1)
     tasks: TaskRules = Field(default_factory=TaskRules)

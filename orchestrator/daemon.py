@@ -25,6 +25,7 @@ import math
 import os
 import signal
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,7 @@ from orchestrator.jobs import Job, JobQueue
 from orchestrator.journal import Journal, kill_groups
 from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
+from orchestrator.quota import WAITING, give_up, local_time, resume_epoch, wait_note
 from orchestrator.results import Result, error_info, internal_error, workspace_fields
 from orchestrator.schedules import Scheduler
 from orchestrator.taskbook import TaskBook
@@ -266,6 +268,9 @@ class Daemon:
         handed_over = False
         try:
             result = await self._result_of(job)
+            if result.status == WAITING and self._wait_for_quota(job, result):
+                handed_over = True  # parked: its file stays claimed, its id in flight
+                return
             result.task_file = os.fsencode(job.path.name).decode("utf-8", "backslashreplace")
             follow_up = self.book.handoff(job, result)
             if job.verdict is None:  # its tool has ended and its answer is read: what is
@@ -278,9 +283,29 @@ class Daemon:
             if not handed_over:  # cancelled: the file stays in running/
                 self._done(job)
 
-    def _done(self, job: Job) -> None:
+    def _wait_for_quota(self, job: Job, result: Result) -> bool:
+        """Park a job whose tools are all out of quota until the first window opens; False
+        when it has waited `max_wait` already (its result then says it failed)."""
+        assert job.task is not None
+        settings = self.config.policies.usage_windows
+        now = time.time()
+        job.waiting_since = job.waiting_since or now
+        if give_up(result, job.waiting_since, settings):
+            return False
+        self.journal.ran(job.path.name)  # a wait is not a run that may have crashed us
+        until = resume_epoch(result)
+        why = (result.error or {}).get("message", "")
+        result.warnings.append(wait_note(now, until, why))
+        job.carried = result
+        self.intake.wait_for_quota(job, until, why)
+        log.warning("%s waits for quota until %s", job.task.id, local_time(until))
+        self._done(job, parked=True)
+        return True
+
+    def _done(self, job: Job, *, parked: bool = False) -> None:
         if job.task is not None:
-            self.book.in_flight.discard(job.task.id)
+            if not parked:
+                self.book.in_flight.discard(job.task.id)
             self.running_scopes.pop(job.task.id, None)
         self.active -= 1
         if not self.active and not len(self.queue):
@@ -374,7 +399,12 @@ class Daemon:
         try:
             with scope:
                 result = await execute(
-                    self.engine, task, job.prompt, on_start=started, worktrees=self.worktrees
+                    self.engine,
+                    task,
+                    job.prompt,
+                    on_start=started,
+                    worktrees=self.worktrees,
+                    carried=job.carried,
                 )
             if scope.cancelled_caught:
                 result = control.cancelled_result(task.id, task.agent, "running")

@@ -23,6 +23,8 @@ from orchestrator.ledger import SharedLedger
 from orchestrator.policy import RateLimiter
 from orchestrator.pricing import Pricer
 from orchestrator.routing import Attempt, route, simple_task_model
+from orchestrator.windows import STATE_FILE as WINDOWS_FILE
+from orchestrator.windows import Windows
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,6 +84,7 @@ class Engine:
         )
         self.rates = RateLimiter(self.config)
         self.breakers = Breakers(self.config.policies.circuit_breaker)
+        self.windows = Windows(work / WINDOWS_FILE)  # shared with every process, like the ledger
 
     def take_run_dir(self) -> Path:
         """An empty private folder for one run (its TMPDIR); folders are reused, since

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -30,6 +32,7 @@ from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.isolation.session import run_isolated
 from orchestrator.isolation.worktree import Worktrees
 from orchestrator.policy import estimate_tokens, retry_backoff
+from orchestrator.quota import SKIPPED, WAITING, described, local_time, wait_for, window_end
 from orchestrator.results import AttemptRecord, Result, error_info
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
     from orchestrator.routing import Attempt
     from orchestrator.tasks import Task
+    from orchestrator.windows import Window
 
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,7 @@ class ChainRun:
     last_failure: ToolFailure | None = None
     why: str = ""  # why the last turn gave way to the next entry (for the fallback line)
     cwd: Path | None = None  # the tool's working folder: its worktree, else the workspace
+    closed: dict[Key, Window] = field(default_factory=dict)  # entries out of quota now
 
     def usable(self, attempt: Attempt) -> bool:
         """False for an entry whose tool failed tool-wide, whose tool:model failed for a
@@ -93,6 +98,7 @@ class ChainRun:
             attempt.tool not in self.broken_tools
             and key not in self.failed_for_good
             and key not in self.needs_why
+            and key not in self.closed
         )
 
     def upcoming(self, position: int, count: int) -> list[Attempt]:
@@ -118,6 +124,7 @@ async def execute(
     justification: str | None = None,
     shown: Collection[str] = (),
     worktrees: Worktrees | None = None,
+    carried: Result | None = None,
 ) -> Result:
     """Run the attempts of `task` until one succeeds; never raises for a tool's failure.
 
@@ -131,6 +138,8 @@ async def execute(
     justification (its own, or this one): without, it is rejected and nothing runs.
     A task of an agent with `isolation: worktree` runs in a git worktree of its own (made
     by `worktrees`, or by a Worktrees of the workspace's when none is given).
+    A task that waited for quota goes on from `carried`, what its earlier runs left: their
+    attempts (and cost, for its budget) and warnings stay in the result.
     """
     config = engine.config
     started = now_utc()
@@ -144,13 +153,18 @@ async def execute(
         justification=justification or (task.justification or "").strip() or None,
         forced=justification is not None,
     )
-    if justification is not None:
+    if carried is not None:  # what its runs before a wait for quota left
+        started = datetime.fromisoformat(carried.started_at or iso(started))
+        run.result.started_at = iso(started)
+        run.result.attempts = list(carried.attempts)
+        run.result.warnings = list(carried.warnings)
+    if justification is not None and carried is None:
         run.result.warnings.append(f"forced: {justification}")
-    elif run.justification is not None:
+    elif run.justification is not None and carried is None:
         run.result.warnings.append(f"justification: {run.justification}")
-    run.result.warnings.extend(shown)
+    run.result.warnings.extend(w for w in shown if w not in run.result.warnings)
     weighed = weigh_justification(engine, run.chain, tokens, run.justification)
-    run.result.warnings.extend(weighed.warnings)
+    run.result.warnings.extend(w for w in weighed.warnings if w not in run.result.warnings)
     run.needs_why = weighed.over
     if weighed.refusal is not None:
         log.warning("task %s: rejected: %s", task.id, weighed.refusal["message"])
@@ -182,6 +196,8 @@ async def _walk(
     """Walk the chain round until an attempt succeeds or `max_attempts` turns are used."""
     max_attempts = engine.config.policies.retries.max_attempts
     position = used = 0
+    outcome = ""
+    _look_at_windows(engine, run)
     while upcoming := run.upcoming(position, max_attempts - used):
         while not run.usable(run.chain[position % len(run.chain)]):
             _pass_over(run, run.chain[position % len(run.chain)])
@@ -189,15 +205,29 @@ async def _walk(
         attempt = run.chain[position % len(run.chain)]
         position += 1
         outcome = await _one(engine, run, used, attempt, upcoming[1:], on_start)
-        used += 1
+        used += outcome != "window"  # a window that closed uses no turn
         if outcome == "stop":
             break
+        _look_at_windows(engine, run)
         following = run.upcoming(position, max_attempts - used)
         if following:
             line = _fallback_line(attempt, run.why, following[0])
             log.info("task %s: %s", run.task.id, line)
             if on_fallback is not None:
                 on_fallback(line)
+    if outcome != "stop" and used < max_attempts and run.closed:  # nothing left but windows
+        log.warning("task %s: waits: %s", run.task.id, wait_for(run.result, run.closed.values()))
+
+
+def _look_at_windows(engine: Engine, run: ChainRun) -> None:
+    """Which entries of the chain are out of quota now (windows open while tasks run)."""
+    for attempt in run.chain:
+        key = (attempt.tool, attempt.model)
+        window = engine.windows.closed(attempt.tool, attempt.model)
+        if window is None:
+            run.closed.pop(key, None)
+        else:
+            run.closed[key] = window
 
 
 def _pass_over(run: ChainRun, attempt: Attempt) -> None:
@@ -222,6 +252,12 @@ def _pass_over(run: ChainRun, attempt: Attempt) -> None:
         run.passed_over.add(key)
         run.result.attempts.append(
             _skipped(attempt, NEEDS_JUSTIFICATION, f"not tried: {run.needs_why[key]}", WHY_HINT)
+        )
+    elif key in run.closed:
+        run.passed_over.add(key)
+        why = f"not tried: out of quota: {described(run.closed[key])}"
+        run.result.attempts.append(
+            _skipped(attempt, SKIPPED, why, "the next tool in the chain was tried")
         )
 
 
@@ -290,14 +326,21 @@ async def _one(
 
 
 def _failed(engine: Engine, run: ChainRun, attempt: Attempt, failure: ToolFailure) -> str:
-    """Learn from a failed attempt (circuits, cooldowns, what is out for the task); "next"
-    when the chain goes on."""
+    """Learn from a failed attempt (circuits, cooldowns, windows, what is out for the task):
+    "next" when the chain goes on, "window" when a usage window closed (no turn used)."""
     key = (attempt.tool, attempt.model)
     engine.breakers.failed(_name(attempt), failure.kind)
     run.last_failure = failure
     log.info("task %s: %s/%s failed: %s", run.task.id, attempt.tool, attempt.model, failure.kind)
+    until = window_end(failure, engine.config.policies.usage_windows, time.time())
+    if until is not None:  # out of quota until then: try the rest, or wait
+        engine.windows.close(
+            attempt.tool, attempt.model, until, failure.message, whole_tool=failure.whole_tool
+        )
+        run.why = f"is out of quota until {local_time(until)} ({failure.kind})"
+        return "window"
     if failure.kind == ErrorKind.RATE_LIMIT:
-        engine.rates.cool_down(attempt.tool, failure.retry_after_s or DEFAULT_COOLDOWN_S)
+        engine.rates.cool_down(attempt.tool, DEFAULT_COOLDOWN_S)
     if failure.kind in PERMANENT_KINDS:
         run.failed_for_good.add(key)
     if failure.kind in TOOL_WIDE_KINDS:
@@ -365,7 +408,7 @@ def _succeed(run: ChainRun, attempt: Attempt, parsed: ParsedOutput) -> None:
 
 def _finish(run: ChainRun, engine: Engine) -> None:
     result = run.result
-    if result.status not in ("succeeded", "blocked_by_budget", "rejected"):
+    if result.status not in ("succeeded", "blocked_by_budget", "rejected", WAITING):
         failure = run.last_failure
         result.status = "timed_out" if failure and failure.kind == "timeout" else "failed"
         if failure is not None:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from orchestrator.engine import Engine, now_utc
 from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
 from orchestrator.execute import execute, forced_past
 from orchestrator.policy import decide, estimate_tokens, windows_for
+from orchestrator.quota import WAITING, give_up, local_time, resume_epoch, wait_note
 from orchestrator.results import Result, error_info
 from orchestrator.submit import check_agent, needs_justification, new_id
 from orchestrator.tasks import MAX_INPUT_BYTES, Task, compose_prompt, read_profile
@@ -115,7 +117,7 @@ async def exec_task(
         if check.lines and confirm is not None and not confirm():
             return Result(id=task_id, status="cancelled", agent=agent, error=DECLINED)
         run = partial(execute, on_fallback=say, justification=justification, shown=check.shown)
-        result = await _run(engine, records, task, full_prompt, run)
+        result = await _run(engine, records, task, full_prompt, _waiting_for_quota(run, say))
         if output is not None and result.status == "succeeded":
             data = (result.output or "").encode("utf-8")
             atomic_write(output, data, durable=False)
@@ -126,6 +128,29 @@ async def exec_task(
 DECLINED = error_info(
     "declined", "not run: the budget warning was not confirmed", "answer y to run it, or pass --yes"
 )
+
+
+def _waiting_for_quota(
+    run: Callable[..., Awaitable[Result]], say: Callable[[str], None] | None
+) -> Callable[[Engine, Task, str], Awaitable[Result]]:
+    """`run`, waiting in place while every tool of the chain is out of quota: a line says
+    until when, and the task goes on from there (`usage_windows.max_wait` at most)."""
+
+    async def until_open(engine: Engine, task: Task, prompt: str) -> Result:
+        result = await run(engine, task, prompt)
+        since = time.time()
+        settings = engine.config.policies.usage_windows
+        while result.status == WAITING and not give_up(result, since, settings):
+            until = resume_epoch(result)
+            why = (result.error or {}).get("message", "")
+            if say is not None:
+                say(f"{why}; waiting until {local_time(until)} (Ctrl-C stops)")
+            result.warnings.append(wait_note(time.time(), until, why))
+            await anyio.sleep(max(0.0, until - time.time()))
+            result = await run(engine, task, prompt, carried=result)
+        return result
+
+    return until_open
 
 
 async def _run(

@@ -22,6 +22,7 @@ from orchestrator import control, workflow
 from orchestrator.engine import iso, now_utc
 from orchestrator.errors import TaskRejected
 from orchestrator.jobs import Job
+from orchestrator.quota import WAITING
 from orchestrator.results import Result, error_info
 from orchestrator.safefile import fit_name
 from orchestrator.tasks import (
@@ -170,6 +171,18 @@ class Intake:
             self.timed_changed = anyio.Event()
             with anyio.move_on_after(max(0.0, soonest - time.time())):
                 await self.timed_changed.wait()
+
+    def wait_for_quota(self, job: Job, until: float, why: str) -> None:
+        """A job whose tools are all out of quota: held until `until`, then queued again
+        (like a `not_before`, with the state `waiting_quota`)."""
+        task = job.task
+        assert task is not None
+        self.timed[task.id] = (until, job)
+        self.timed_changed.set()
+        self.telemetry.task_state(
+            task.id, WAITING, iso(now_utc()), waiting_for=iso(_utc(until)), detail=why,
+            agent=task.agent, priority=task.priority, chain_id=task.chain_id or task.id,
+        )  # fmt: skip
 
     def schedule(self, job: Job, *, timed: bool = True) -> None:
         """Queue a job whose dependencies succeeded; park it while they are pending, or

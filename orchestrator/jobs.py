@@ -22,6 +22,9 @@ class Job:
     task: Task | None = field(compare=False, default=None)
     prompt: str = field(compare=False, default="")
     verdict: Result | None = field(compare=False, default=None)  # decided without running
+    # Out of quota: what its runs so far left (attempts, warnings), and since when it waits.
+    carried: Result | None = field(compare=False, default=None)
+    waiting_since: float | None = field(compare=False, default=None)
 
 
 class JobQueue:

@@ -80,6 +80,7 @@ class Result:
     task: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     previous_results: list[str] = field(default_factory=list)
+    resume_at: str | None = None  # waiting_quota: when its first window opens (never written)
 
     def document(self) -> dict[str, Any]:
         """The result as an ordered mapping for YAML, without empty keys (the values are

@@ -138,7 +138,8 @@ def _read_status(
     # two index range scans (tasks_state is on (state, updated_at)), not a full scan
     live = db.execute(
         "SELECT state, COUNT(*) FROM tasks "
-        "WHERE state IN ('queued', 'waiting', 'scheduled', 'running') GROUP BY state"
+        "WHERE state IN ('queued', 'waiting', 'scheduled', 'waiting_quota', 'running') "
+        "GROUP BY state"
     )
     done = db.execute(
         f"SELECT state, COUNT(*) FROM tasks WHERE state IN "
@@ -164,6 +165,12 @@ def _read_status(
         "SELECT task_id, agent, detail FROM tasks WHERE state = 'scheduled' ORDER BY detail"
     ):
         waiting.append({"id": task_id, "agent": agent, "scheduled": True, "detail": detail})
+    for task_id, agent, resume_at, detail in db.execute(
+        "SELECT task_id, agent, waiting_for, detail FROM tasks "
+        "WHERE state = 'waiting_quota' ORDER BY waiting_for"
+    ):
+        waiting.append({"id": task_id, "agent": agent, "quota": True, "resume_at": resume_at,
+                        "detail": detail})  # fmt: skip
     for task_id, parent, agent, state in db.execute(
         "SELECT task_id, parent_task, agent, state FROM tasks "
         "WHERE parent_task IS NOT NULL AND updated_at >= ? ORDER BY updated_at",
@@ -180,7 +187,8 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     day_start, day_end = period_bounds(now, zone, "daily")
     month_start, month_end = period_bounds(now, zone, "monthly")
     queue: dict[str, int] = {"inbox": _count_files(root / "work" / "inbox")}
-    queue.update(dict.fromkeys(("queued", "waiting", "scheduled", "running", *FINAL_STATES), 0))
+    live = ("queued", "waiting", "scheduled", "waiting_quota", "running")
+    queue.update(dict.fromkeys((*live, *FINAL_STATES), 0))
     running: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
     chains: list[dict[str, Any]] = []
@@ -206,10 +214,14 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
     return {
         "queue": queue,
         "running": running,
-        "waiting": [t for t in waiting if not t.get("scheduled")],
+        "waiting": [t for t in waiting if not t.get("scheduled") and not t.get("quota")],
         "scheduled": [
             {k: v for k, v in t.items() if k != "scheduled"} for t in waiting if t.get("scheduled")
         ],
+        "waiting_quota": [
+            {k: v for k, v in t.items() if k != "quota"} for t in waiting if t.get("quota")
+        ],
+        "windows": _windows(root, now),
         "circuits": _circuits(root),
         "chains": chains,
         "branches": work_branches or branches(root, None, FINAL_STATES),
@@ -227,6 +239,34 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
             "warnings": warnings,
         },
     }
+
+
+def _windows(root: Path, now: datetime) -> list[dict[str, Any]]:
+    """The usage windows closed now (orchestrator.windows), soonest to open first."""
+    from orchestrator.windows import STATE_FILE, read_windows
+
+    closed = read_windows(root / "work" / STATE_FILE).values()
+    return [
+        {"key": w.key, "until": _iso(w.until), "since": _iso(w.since), "why": w.why}
+        for w in sorted(closed, key=lambda w: w.until)
+        if w.until > now.timestamp()
+    ]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _until(text: str | None) -> str:
+    """`2026-12-03 04:20 UTC (in 1h59m)`, from an ISO time."""
+    if not text:
+        return "?"
+    moment = parse_time(text)
+    left = max(0, int((moment - datetime.now(UTC)).total_seconds()))
+    hours, minutes = divmod(left // 60, 60)
+    days, hours = divmod(hours, 24)
+    span = f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+    return f"{moment:%Y-%m-%d %H:%M} UTC (in {span})"
 
 
 def _circuits(root: Path) -> dict[str, Any]:
@@ -268,6 +308,15 @@ def render_status(data: dict[str, Any]) -> str:
     if data["scheduled"]:
         lines.append("scheduled:")
         lines += [f"  {t['id']}  {t['detail']}" for t in data["scheduled"]]
+    if data["waiting_quota"]:
+        lines.append("waiting for quota (they start again by themselves):")
+        lines += [
+            f"  {t['id']}  until {_until(t['resume_at'])}: {t['detail']}"
+            for t in data["waiting_quota"]
+        ]
+    if data["windows"]:
+        lines.append("out of quota (attempts go to the fallback, else the task waits):")
+        lines += [f"  {w['key']}  until {_until(w['until'])}: {w['why']}" for w in data["windows"]]
     if data["circuits"]:
         lines.append("open circuits (attempts go to the fallback):")
         for key, circuit in data["circuits"].items():
