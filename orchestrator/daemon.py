@@ -144,7 +144,8 @@ class Daemon:
             self.journal.close()
             self.engine.remove_run_dirs()
             for task_id, (_, job) in self.intake.timed.items():
-                log.warning("%s is scheduled for later; left in the inbox", task_id)
+                later = "waits for quota" if job.carried else "is scheduled for later"
+                log.warning("%s %s; left in the inbox", task_id, later)
                 self.workdir.unclaim(job.path)
             for task_id, job in self.book.waiting.items():  # back to the inbox for the next run
                 log.warning("%s still waits for its dependencies; left in the inbox", task_id)
@@ -294,10 +295,10 @@ class Daemon:
             return False
         self.journal.ran(job.path.name)  # a wait is not a run that may have crashed us
         until = resume_epoch(result)
-        why = (result.error or {}).get("message", "")
-        result.warnings.append(wait_note(now, until, why))
+        error = result.error or {}
+        result.warnings.append(wait_note(now, until, error.get("message", "")))
         job.carried = result
-        self.intake.wait_for_quota(job, until, why)
+        self.intake.wait_for_quota(job, until, error.get("windows", ""))
         log.warning("%s waits for quota until %s", job.task.id, local_time(until))
         self._done(job, parked=True)
         return True

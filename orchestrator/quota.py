@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.windows import Window
 
 WAITING = "waiting_quota"  # a task's state while every tool it may use is out of quota
+WHY_CHARS = 160  # of what the tool said, in a line about its window
 SKIPPED = "usage_window"  # a skipped attempt's kind: its tool:model's window is closed
 WAIT_HINT = (
     "it starts again by itself when the window opens; add a fallback to its chain to run it "
@@ -50,7 +51,8 @@ def iso_utc(epoch: float) -> str:
 
 
 def described(window: Window) -> str:
-    return f"{window.key} until {local_time(window.until)} ({window.why})"
+    why = window.why if len(window.why) <= WHY_CHARS else window.why[: WHY_CHARS - 1] + "…"
+    return f"{window.key} until {local_time(window.until)} ({why})"
 
 
 def wait_for(result: Result, windows: Iterable[Window]) -> str:
@@ -58,8 +60,9 @@ def wait_for(result: Result, windows: Iterable[Window]) -> str:
     closed = sorted(windows, key=lambda w: w.until)
     result.status = WAITING
     result.resume_at = iso_utc(closed[0].until)
-    message = "every tool this task may use is out of quota: " + "; ".join(map(described, closed))
+    message = "out of quota: " + "; ".join(map(described, closed))
     result.error = error_info(ErrorKind.USAGE_LIMIT, message, WAIT_HINT)
+    result.error["windows"] = ", ".join(w.key for w in closed)
     return message
 
 

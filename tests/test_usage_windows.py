@@ -86,7 +86,7 @@ def test_a_closed_window_parks_the_task_and_it_resumes_by_itself(
         parked = seen["waiting_quota"][0]
         assert parked["id"] == "p"
         assert parked["resume_at"]
-        assert "out of quota" in parked["detail"]
+        assert parked["detail"] == f"{CLAUDE}:*"
         [window] = seen["windows"]
         assert window["key"] == f"{CLAUDE}:*"  # a plan's 5-hour window holds for every model
         text = orchestrator(ws.root, "status", env=ws.env).stdout

@@ -266,7 +266,8 @@ def _until(text: str | None) -> str:
     hours, minutes = divmod(left // 60, 60)
     days, hours = divmod(hours, 24)
     span = f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
-    return f"{moment:%Y-%m-%d %H:%M} UTC (in {span})"
+    span = span if left >= 60 else f"{left}s"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC (in {span})"
 
 
 def _circuits(root: Path) -> dict[str, Any]:
