@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from orchestrator.adapters.base import Invocation
+    from orchestrator.chainrun import ChainRun, Key
     from orchestrator.config import ToolConfig
     from orchestrator.engine import Engine
-    from orchestrator.execute import ChainRun, Key
     from orchestrator.policy import BudgetDecision, Reservation
 
 log = logging.getLogger(__name__)

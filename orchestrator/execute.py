@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,6 @@ import anyio
 from orchestrator.adapters.base import (
     FALLBACK_KINDS,
     ErrorKind,
-    ParsedOutput,
     ToolFailure,
 )
 from orchestrator.attempt import (
@@ -28,25 +26,24 @@ from orchestrator.attempt import (
     weigh_justification,
 )
 from orchestrator.attempt import forced_past as forced_past  # exec's (submit.py) import
+from orchestrator.chainrun import ChainRun, finish, skipped, spent, succeed
 from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.isolation.session import run_isolated
 from orchestrator.isolation.worktree import Worktrees
 from orchestrator.policy import estimate_tokens, retry_backoff
-from orchestrator.quota import SKIPPED, WAITING, described, local_time, wait_for, window_end
-from orchestrator.results import AttemptRecord, Result, error_info
+from orchestrator.quota import SKIPPED, described, local_time, wait_for, window_end
+from orchestrator.results import Result
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Callable, Collection
     from pathlib import Path
 
     from orchestrator.routing import Attempt
     from orchestrator.tasks import Task
-    from orchestrator.windows import Window
 
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str | None]  # an entry of the chain: (tool, model)
 
 # Failures that will not go away by trying the same tool again in this task.
 PERMANENT_KINDS = frozenset(
@@ -66,52 +63,6 @@ TOOL_WIDE_KINDS = frozenset(
 COOLDOWN = "cooldown"  # a skipped attempt's kind: its tool:model's circuit is open
 DEFAULT_COOLDOWN_S = 30.0  # after a 429 that does not say how long to wait
 MAX_LINE = 240  # a fallback line's reason is cut to this many characters
-
-
-@dataclass
-class ChainRun:
-    """The state of one task's execution."""
-
-    task: Task
-    prompt: str
-    prompt_tokens: int
-    result: Result
-    chain: list[Attempt]
-    justification: str | None = None  # the task's, or exec --force's (then `forced`)
-    forced: bool = False  # runs past hard budgets
-    needs_why: Mapping[Key, str] = field(default_factory=dict)  # over the threshold: why
-    failed_for_good: set[tuple[str, str | None]] = field(default_factory=set)
-    broken_tools: dict[str, ToolFailure] = field(default_factory=dict)  # tool-wide failures
-    tried: set[tuple[str, str | None]] = field(default_factory=set)
-    passed_over: set[tuple[str, str | None]] = field(default_factory=set)
-    last_failure: ToolFailure | None = None
-    why: str = ""  # why the last turn gave way to the next entry (for the fallback line)
-    cwd: Path | None = None  # the tool's working folder: its worktree, else the workspace
-    closed: dict[Key, Window] = field(default_factory=dict)  # entries out of quota now
-
-    def usable(self, attempt: Attempt) -> bool:
-        """False for an entry whose tool failed tool-wide, whose tool:model failed for a
-        reason retrying cannot fix, or whose estimate needs a justification the task has
-        not given: such entries are passed over and use no attempt."""
-        key = (attempt.tool, attempt.model)
-        return (
-            attempt.tool not in self.broken_tools
-            and key not in self.failed_for_good
-            and key not in self.needs_why
-            and key not in self.closed
-        )
-
-    def upcoming(self, position: int, count: int) -> list[Attempt]:
-        """The next `count` entries to be tried, walking the chain round from `position`."""
-        if count <= 0 or not any(self.usable(a) for a in self.chain):
-            return []
-        found: list[Attempt] = []
-        while len(found) < count:
-            attempt = self.chain[position % len(self.chain)]
-            position += 1
-            if self.usable(attempt):
-                found.append(attempt)
-        return found
 
 
 async def execute(
@@ -175,7 +126,7 @@ async def execute(
     async def walk(cwd: Path | None = None) -> None:
         run.cwd = cwd
         await _walk(engine, run, on_start, on_fallback)
-        _finish(run, engine)
+        finish(run)
 
     if run.chain and config.agents[task.agent].isolation == "worktree":
         await run_isolated(worktrees or Worktrees(config.root), task, run.result, walk)
@@ -240,7 +191,7 @@ def _pass_over(run: ChainRun, attempt: Attempt) -> None:
     if failure is not None:
         run.passed_over.add(key)
         run.result.attempts.append(
-            _skipped(
+            skipped(
                 attempt,
                 failure.kind,
                 f"not tried: {attempt.tool} failed for every model earlier in this task "
@@ -251,13 +202,13 @@ def _pass_over(run: ChainRun, attempt: Attempt) -> None:
     elif key in run.needs_why:
         run.passed_over.add(key)
         run.result.attempts.append(
-            _skipped(attempt, NEEDS_JUSTIFICATION, f"not tried: {run.needs_why[key]}", WHY_HINT)
+            skipped(attempt, NEEDS_JUSTIFICATION, f"not tried: {run.needs_why[key]}", WHY_HINT)
         )
     elif key in run.closed:
         run.passed_over.add(key)
         why = f"not tried: out of quota: {described(run.closed[key])}"
         run.result.attempts.append(
-            _skipped(attempt, SKIPPED, why, "the next tool in the chain was tried")
+            skipped(attempt, SKIPPED, why, "the next tool in the chain was tried")
         )
 
 
@@ -291,7 +242,7 @@ async def _one(
     if wait > 0 and any((a.tool, a.model) != key for a in later):
         run.why = f"rate limited for another {wait:.1f}s"
         run.result.attempts.append(
-            _skipped(attempt, ErrorKind.RATE_LIMIT, run.why, "the next tool in the chain was tried")
+            skipped(attempt, ErrorKind.RATE_LIMIT, run.why, "the next tool in the chain was tried")
         )
         return "next"
     if key in run.tried:
@@ -320,7 +271,7 @@ async def _one(
     record_attempt(engine, run, number, attempt, record, parsed, cost)
     if failure is None:
         engine.breakers.succeeded(name)
-        _succeed(run, attempt, parsed)
+        succeed(run, attempt, parsed)
         return "stop"
     return _failed(engine, run, attempt, failure)
 
@@ -348,7 +299,7 @@ def _failed(engine: Engine, run: ChainRun, attempt: Attempt, failure: ToolFailur
         run.why = f"unavailable: {failure.message}"
     else:
         run.why = f"failed ({failure.kind}): {failure.message}"
-    over_budget = run.task.budget_usd is not None and _spent(run) >= run.task.budget_usd
+    over_budget = run.task.budget_usd is not None and spent(run) >= run.task.budget_usd
     return "stop" if failure.kind not in FALLBACK_KINDS or over_budget else "next"
 
 
@@ -365,78 +316,8 @@ async def _cooling_down(
         count = circuit.failures if circuit else 0
         run.why = f"cooling down: its circuit is open after {count} transient failures in a row"
         hint = "the next tool in the chain was tried; `status` shows when it probes again"
-        run.result.attempts.append(_skipped(attempt, COOLDOWN, run.why, hint))
+        run.result.attempts.append(skipped(attempt, COOLDOWN, run.why, hint))
         return True
     await anyio.sleep(engine.breakers.retry_at(name) or 0.0)
     engine.breakers.allow(name)  # the probe, unless another task took it
     return False
-
-
-def _spent(run: ChainRun) -> float:
-    return sum(r.cost_usd or 0.0 for r in run.result.attempts)
-
-
-def _skipped(attempt: Attempt, kind: str, why: str, hint: str) -> AttemptRecord:
-    return AttemptRecord(
-        tool=attempt.tool,
-        model=attempt.model,
-        reason=attempt.why,
-        started_at=iso(now_utc()),
-        duration_ms=0,
-        exit_code=None,
-        outcome="skipped",
-        error=error_info(kind, why, hint),
-    )
-
-
-def _succeed(run: ChainRun, attempt: Attempt, parsed: ParsedOutput) -> None:
-    result = run.result
-    result.status = "succeeded"
-    result.tool = attempt.tool
-    result.model = parsed.model or attempt.model
-    reason: str = attempt.reason
-    earlier = [r for r in result.attempts[:-1] if r.outcome != "succeeded"]
-    if earlier:
-        first = earlier[0]
-        result.fallback_from = f"{first.tool}:{first.model}" if first.model else first.tool
-        if attempt.reason in ("preferred", "task_type", "cost_optimization"):
-            reason = "fallback"
-    result.route_reason = f"{reason} ({attempt.note})" if attempt.note else reason
-    result.output = parsed.text
-    result.session_id = parsed.session_id
-
-
-def _finish(run: ChainRun, engine: Engine) -> None:
-    result = run.result
-    if result.status not in ("succeeded", "blocked_by_budget", "rejected", WAITING):
-        failure = run.last_failure
-        result.status = "timed_out" if failure and failure.kind == "timeout" else "failed"
-        if failure is not None:
-            result.error = error_info(failure.kind, failure.message, failure.hint)
-        elif not run.chain:
-            result.error = error_info("no_route", "no tool can run this task", "check agents.yaml")
-        elif result.attempts:
-            last = result.attempts[-1].error or {}
-            result.error = error_info(
-                last.get("kind", "unknown"), last.get("message", ""), last.get("hint", "")
-            )
-    _sum_usage(result)
-
-
-def _sum_usage(result: Result) -> None:
-    """Usage and cost of the task: the sum over attempts (a failed attempt may cost too).
-    The cost stays unknown (None) when any attempt with usage could not be priced."""
-    totals: dict[str, int] = {}
-    with_usage = [r for r in result.attempts if r.usage is not None]
-    for record in with_usage:
-        for name, value in (record.usage or {}).items():
-            totals[name] = totals.get(name, 0) + value
-    result.usage = totals or None
-    costs = [r.cost_usd for r in with_usage]
-    if costs and all(c is not None for c in costs):
-        result.cost_usd = round(sum(c for c in costs if c is not None), 8)
-        sources = {r.cost_source for r in with_usage}
-        if "partial" in sources:  # an attempt stopped mid-run: its usage as far as it got
-            result.cost_source = "partial"
-        else:
-            result.cost_source = "reported" if sources == {"reported"} else "computed"

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable
 
     from orchestrator.adapters.base import Adapter, StreamParser
+    from orchestrator.chainrun import ChainRun
     from orchestrator.config import ToolConfig
     from orchestrator.engine import Engine
-    from orchestrator.execute import ChainRun
     from orchestrator.results import AttemptRecord
     from orchestrator.routing import Attempt
 
