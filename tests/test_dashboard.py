@@ -389,3 +389,31 @@ def test_waits_until_the_daemon_has_made_the_result(workspace: Path) -> None:
     finally:
         d.stop()
         daemon.stop()
+
+
+def test_the_task_page_draws_dependencies_and_handoffs(workspace: Path) -> None:
+    files = base()
+    agents = files["agents.yaml"]["agents"]
+    agents["architect"] = {"preferred_tool": "fake", "handoff_to": ["backend-dev"]}
+    agents["backend-dev"] = {"preferred_tool": "fake"}
+    write_config(workspace, files)
+    drop_task(
+        workspace, "design.yaml", {"agent": "architect", "prompt": "HANDOFF=backend-dev|Build|"}
+    )
+    drop_task(workspace, "check.yaml", {"agent": "worker", "prompt": "x", "depends_on": ["design"]})
+    assert orchestrator(workspace, "run", "--once").returncode == 0
+    d = Dashboard(workspace)
+    try:
+        graph = d.api("/api/tasks/design").json()["graph"]
+        handed = {"id": "design--to-backend-dev", "agent": "backend-dev", "state": "succeeded"}
+        assert graph["handoffs"] == [handed]
+        built = d.api("/api/tasks/design--to-backend-dev").json()["graph"]
+        assert built["parent"] == "design" and built["handoffs"] == []
+        assert d.api("/api/tasks/check").json()["graph"]["depends_on"] == ["design"]
+        page = d.api("/tasks/design--to-backend-dev").text
+        svg = page.split('<svg class="graph"', 1)[1].split("</svg>", 1)[0]
+        assert 'href="/tasks/design"' in svg and "handed over" in svg
+        assert 'href="/tasks/check"' not in svg
+        assert "depends on" in d.api("/tasks/check").text.split('<svg class="graph"', 1)[1]
+    finally:
+        d.stop()

@@ -87,7 +87,9 @@ async def event_stream(
     before: dict[str, Any] | None = None
     sent = time.monotonic()
     while True:
+        started = time.monotonic()
         after = await anyio.to_thread.run_sync(snapshot, root)
+        took = time.monotonic() - started
         events = changes(before, after)
         if not events and time.monotonic() - sent >= refresh_s:
             events = [("status", after["status"])]
@@ -96,4 +98,5 @@ async def event_stream(
         if events:
             sent = time.monotonic()
         before = after
-        await anyio.sleep(poll_s)
+        # a slow look (a database the reads do not suit) is not repeated back to back
+        await anyio.sleep(max(poll_s, 2 * took))

@@ -218,7 +218,7 @@ def task_detail(root: Path, task_id: str, *, full: bool) -> dict[str, Any] | Non
         result = {**result, "task": redact(result["task"], full)}
     return {
         "id": task_id,
-        "state": (result or {}).get("status") or (row or {}).get("state") or "inbox",
+        "state": _state(result, row, path),
         "row": row,
         "task_file": str(path.relative_to(root)) if path is not None else None,
         "task": task,
@@ -227,6 +227,20 @@ def task_detail(root: Path, task_id: str, *, full: bool) -> dict[str, Any] | Non
         "history": _history(work / "outbox" / "history", task_id),
         "graph": _graph(task_id, task, row, children),
     }
+
+
+def _state(result: dict[str, Any] | None, row: dict[str, Any] | None, path: Path | None) -> str:
+    """The result's status; else where its file is (a retried task's telemetry row still
+    tells the run before until the daemon takes it up again)."""
+    if result is not None:
+        return str(result.get("status") or "unknown")
+    told = str((row or {}).get("state") or "")
+    folder = path.parent.name if path is not None else None
+    if folder == "inbox":
+        return "inbox"
+    if folder == "running":
+        return told if told in LIVE_STATES else "queued"
+    return told or "unknown"
 
 
 def _history(folder: Path, task_id: str) -> list[str]:

@@ -37,7 +37,19 @@
   const events = new EventSource("/api/events");
   events.onopen = () => { conn.textContent = "live"; };
   events.onerror = () => { conn.textContent = "reconnecting…"; };
-  events.addEventListener("status", schedule);
+  events.addEventListener("status", () => {
+    schedule();
+    if (head) {  // a change the page may have missed while it loaded
+      fetch("/api/tasks/" + encodeURIComponent(head.dataset.task), { cache: "no-store" })
+        .then((answer) => (answer.ok ? answer.json() : null))
+        .then((task) => {
+          if (task && task.state !== head.dataset.state) {
+            window.location.reload();
+          }
+        })
+        .catch(() => {});
+    }
+  });
   events.addEventListener("progress", schedule);
   events.addEventListener("task", (event) => {
     schedule();
