@@ -95,6 +95,10 @@ def test_bad_tokens_hosts_and_ports_are_clear_errors(workspace: Path) -> None:
         taken = orchestrator(workspace, "dashboard", "--port", str(port))
     assert taken.returncode == 1 and "choose another with --port" in taken.stderr
     assert orchestrator(workspace, "dashboard", "--port", "70000").returncode == 2
+    elsewhere = workspace.parent / "not-a-workspace"
+    elsewhere.mkdir()
+    nothing = orchestrator(elsewhere, "dashboard", "--port", "0")
+    assert nothing.returncode == 1 and "is not a workspace" in nothing.stderr
 
 
 def _env(root: Path) -> dict[str, str]:

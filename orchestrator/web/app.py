@@ -27,7 +27,7 @@ from orchestrator.web import actions, pages
 from orchestrator.web.auth import CSRF_FIELD, CSRF_HEADER, cookie_name, csrf_ok, csrf_token
 from orchestrator.web.configview import ConfigCache, config_page, tools_page
 from orchestrator.web.guard import Guard
-from orchestrator.web.html import page
+from orchestrator.web.html import esc, page
 from orchestrator.web.live import event_stream, snapshot
 from orchestrator.web.queries import TaskFilter, list_tasks
 from orchestrator.web.spend import SpendQuery, spend_data, spend_page
@@ -64,7 +64,7 @@ def _not_found(site: Site, request: Request, task_id: str) -> Response:
     text = f"no task {task_id!r} here: no result, no task file, no telemetry row"
     if _wants_json(request):
         return JSONResponse({"error": text}, status_code=404)
-    body = f'<p class="error" id="error">{_escape(text)}</p>'
+    body = f'<p class="error" id="error">{esc(text)}</p>'
     return HTMLResponse(page("Not found", body, active="", csrf=site.csrf), status_code=404)
 
 
@@ -84,16 +84,10 @@ def handled(
             status = _status_of(exc)
             if _wants_json(request):
                 return JSONResponse({"error": str(exc)}, status_code=status)
-            body = f'<p class="error" id="error">{_escape(str(exc))}</p>'
+            body = f'<p class="error" id="error">{esc(str(exc))}</p>'
             return HTMLResponse(page("Error", body, active="", csrf=site.csrf), status_code=status)
 
     return endpoint
-
-
-def _escape(text: str) -> str:
-    from orchestrator.web.html import esc
-
-    return esc(text)
 
 
 async def _sync(fn: Callable[..., Any], *args: Any) -> Any:

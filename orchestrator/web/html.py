@@ -131,14 +131,6 @@ def options(values: Iterable[str], chosen: str | None, *, blank: str = "any") ->
 
 def dl(pairs: Iterable[tuple[str, Any]]) -> str:
     items = "".join(
-        f"<dt>{esc(k)}</dt><dd>{v if isinstance(v, Markup) else esc(v)}</dd>"
-        for k, v in pairs
-        if v not in (None, "", [])
+        f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in pairs if v not in (None, "", [])
     )
     return f"<dl>{items}</dl>"
-
-
-class Markup(str):
-    """A string that is markup already (`dl` does not escape it)."""
-
-    __slots__ = ()

@@ -123,12 +123,11 @@ def _inbox(root: Path, flt: TaskFilter) -> list[dict[str, Any]]:
             names = sorted(e.name for e in entries if is_task_name(e.name))
     except OSError:
         return []
-    for name in names[: flt.limit]:
+    for name in names:
         task_id = name.rsplit(".", 1)[0]
-        if flt.search and flt.search not in task_id:
-            continue
-        found.append({"id": task_id, "state": "inbox", "agent": None, "file": name})
-    return found
+        if not flt.search or flt.search in task_id:
+            found.append({"id": task_id, "state": "inbox", "agent": None, "file": name})
+    return found[: flt.limit]
 
 
 def recent_tasks(root: Path, limit: int = 15) -> list[dict[str, Any]]:
