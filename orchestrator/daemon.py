@@ -19,12 +19,10 @@ signal cancels at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import signal
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,24 +31,24 @@ from typing import TYPE_CHECKING
 import anyio
 
 from orchestrator import control, pricing, reaper
+from orchestrator.cancelling import Cancelling
 from orchestrator.circuits import STATE_FILE as CIRCUITS_FILE
 from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.execute import execute
 from orchestrator.intake import DEFER_POLL_S, Intake
 from orchestrator.isolation.worktree import Worktrees
 from orchestrator.jobs import Job, JobQueue
-from orchestrator.journal import Journal, kill_groups
+from orchestrator.journal import Journal, kill_groups, quarantined
 from orchestrator.outbox import Finished, write_results
 from orchestrator.process import LIVE_TOOLS
 from orchestrator.quota import WAITING, give_up, local_time, resume_epoch, wait_note
-from orchestrator.results import Result, error_info, internal_error, workspace_fields
+from orchestrator.results import Result, internal_error, workspace_fields
 from orchestrator.schedules import Scheduler
 from orchestrator.taskbook import TaskBook
-from orchestrator.tasks import id_problem
-from orchestrator.telemetry.store import connect, ensure_daily
+from orchestrator.telemetry.store import prepare
 from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.watcher import watch_inbox
-from orchestrator.workdir import Workdir, atomic_write
+from orchestrator.workdir import Workdir
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -76,7 +74,7 @@ class Options:
     control_poll_s: float = CONTROL_POLL_S
 
 
-class Daemon:
+class Daemon(Cancelling):
     def __init__(self, config: Config, options: Options) -> None:
         self.config = config
         self.options = options
@@ -115,7 +113,8 @@ class Daemon:
         self.workdir.ensure()
         with self.workdir.lock():
             reaper.adopt_orphans()  # what escapes a tool's group becomes ours to sweep
-            await anyio.to_thread.run_sync(self._migrate)
+            zone = self.config.policies.budgets.timezone
+            await anyio.to_thread.run_sync(prepare, self.telemetry.path, zone)
             self.workdir.clean_up()
             self.journal.load()
             reaper.kill_strays(self.workdir.runs)  # before work/runs is emptied
@@ -370,21 +369,9 @@ class Daemon:
         if scope.cancel_called:  # between its dispatch and now
             return control.cancelled_result(task.id, task.agent, "queued")
         runs = self.journal.start(job.path.name)  # counted before running: see quarantine
-        limit = self.config.policies.retries.quarantine_after
-        if runs > limit:
-            log.error("quarantined %s: its run was interrupted %d times", task.id, runs - 1)
-            return Result(
-                id=task.id,
-                status="failed",
-                agent=task.agent,
-                error=error_info(
-                    "quarantined",
-                    f"{task.id} was started {runs - 1} times without finishing "
-                    f"(retries.quarantine_after is {limit}): it may crash the daemon",
-                    "look at the daemon's log for this task, fix the cause, then "
-                    f"`orchestrator retry {task.id}`",
-                ),
-            )
+        verdict = quarantined(task.id, task.agent, runs, self.config.policies.retries)
+        if verdict is not None:
+            return verdict
         log.debug("running %s (agent %s)", task.id, task.agent)
 
         def started(attempt: Attempt) -> None:
@@ -421,57 +408,3 @@ class Daemon:
                 if (history / f"{task.id}.{n}.result.yaml").exists()
             ]
         return result
-
-    # --- control ------------------------------------------------------------------------
-
-    def _control(self, request: Path) -> None:
-        """A `cancel` request: control/<id>.cancel."""
-        if not request.name.endswith(control.CANCEL_SUFFIX):
-            return
-        task_id = request.name.removesuffix(control.CANCEL_SUFFIX)
-        try:  # anything may be planted here: nothing about a request stops the daemon
-            request.unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("ignoring the control request %s: %s", request.name, exc)
-            return
-        if (why := id_problem(task_id)) is not None:
-            log.warning("ignoring the control request %s: the id %s", request.name, why)
-            return
-        found = self._cancel(task_id)
-        log.warning("cancel %s: %s", task_id, found or "no such queued or running task")
-        if found is None:
-            answer = request.with_name(request.name + control.ANSWER_SUFFIX)
-            try:
-                atomic_write(answer, control.UNKNOWN.encode(), durable=False)
-            except OSError as exc:  # the command waits, then says the daemon did not answer
-                log.warning("cannot answer the cancel of %s: %s", task_id, exc)
-
-    def _cancel(self, task_id: str) -> str | None:
-        if task_id in self.running_scopes:  # dispatched, and its result not yet written
-            self.running_scopes[task_id].cancel()  # its process group is killed
-            return "stopping the running task (or writing its result)"
-        job = self.queue.remove(task_id) or self.book.waiting.pop(task_id, None)
-        if job is None and task_id in self.intake.timed:
-            job = self.intake.timed.pop(task_id)[1]
-        where = "queued"
-        if job is None:
-            found = control.find_task_file(self.workdir.inbox, task_id)
-            claimed = self.workdir.claim(found[0]) if found else None
-            if claimed is None:
-                return None
-            job = Job((0, 0.0, 0), claimed)  # for its path
-            where = "in the inbox"
-        agent = job.task.agent if job.task else None
-        self.book.in_flight.discard(task_id)
-        verdict = control.cancelled_result(task_id, agent, where)
-        self._deliver(self.intake.verdict(job.path, verdict))
-        return f"cancelled while {where}"
-
-    def _migrate(self) -> None:
-        """Schema up to date, and the daily rollup built for the budgets' time zone."""
-        try:
-            with contextlib.closing(connect(self.telemetry.path)) as db:
-                if ensure_daily(db, self.config.policies.budgets.timezone):
-                    log.info("built the daily rollup for %s", self.config.policies.budgets.timezone)
-        except sqlite3.Error as exc:
-            log.warning("telemetry database %s: %s", self.telemetry.path, exc)

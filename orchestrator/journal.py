@@ -11,10 +11,14 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.results import Result, error_info
 from orchestrator.safefile import read_regular
 from orchestrator.workdir import atomic_write
+
+if TYPE_CHECKING:
+    from orchestrator.config import Retries
 
 log = logging.getLogger(__name__)
 
@@ -156,3 +160,24 @@ def kill_groups(journal: Journal) -> int:
                 log.warning("killed process group %d left by a previous daemon", pgid)
                 killed += 1
     return killed
+
+
+def quarantined(task_id: str, agent: str, runs: int, retries: Retries) -> Result | None:
+    """The failed result of a task started more than `quarantine_after` times without
+    finishing (each start killed the daemon, maybe): it is not run again."""
+    limit = retries.quarantine_after
+    if runs <= limit:
+        return None
+    log.error("quarantined %s: its run was interrupted %d times", task_id, runs - 1)
+    return Result(
+        id=task_id,
+        status="failed",
+        agent=agent,
+        error=error_info(
+            "quarantined",
+            f"{task_id} was started {runs - 1} times without finishing "
+            f"(retries.quarantine_after is {limit}): it may crash the daemon",
+            f"look at the daemon's log for this task, fix the cause, then `orchestrator retry "
+            f"{task_id}`",
+        ),
+    )

@@ -8,6 +8,7 @@ minutes, so calendar days and months in any zone are exact unions of buckets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from datetime import UTC, datetime
@@ -352,3 +353,15 @@ def record_output(db: sqlite3.Connection, sha256: str, path: str, task_id: str, 
             "INSERT INTO outputs VALUES (?, ?, ?, ?, ?)",
             (sha256, path, task_id, chain, datetime.now(UTC).isoformat()),
         )
+
+
+def prepare(path: Path, zone: str) -> None:
+    """At a daemon's start: the schema up to date, and the daily rollup built for the
+    budgets' time zone. A database that cannot be opened is only logged (the writer says
+    more when it tries)."""
+    try:
+        with contextlib.closing(connect(path)) as db:
+            if ensure_daily(db, zone):
+                log.info("built the daily rollup for %s", zone)
+    except sqlite3.Error as exc:
+        log.warning("telemetry database %s: %s", path, exc)
