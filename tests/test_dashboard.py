@@ -19,6 +19,7 @@ from orchestrator.web import auth, charts, live
 from tests.conftest import Daemon, drop_task, orchestrator, result, wait_for, write_config
 from tests.conftest import base_config as base
 from tests.dashboard_helpers import TOKEN, Dashboard, EventStream
+from tests.test_progress import stream_files
 
 EVERY_GET = ["/", "/tasks", "/tasks/x", "/spend", "/config", "/tools", "/fragments/overview",
              "/static/dashboard.css", "/static/dashboard.js", "/api/status", "/api/tasks",
@@ -265,10 +266,49 @@ def test_the_event_stream_tells_state_changes_and_progress(workspace: Path) -> N
         assert time.time() - written < 1.5  # told within the poll interval (0.3 s)
         status = stream.until(lambda k, data: k == "status")[-1][1]
         assert status["queue"]["succeeded"] == 1 and status["running"] == []
+        assert d.stop() == 0, d.text()  # an open stream does not hold up the stop
+        assert "dashboard stopped" in d.text()
     finally:
         stream.close()
         d.stop()
         daemon.stop()
+
+
+def test_the_event_stream_carries_a_running_tasks_progress(workspace: Path) -> None:
+    write_config(workspace, stream_files())
+    daemon = Daemon(workspace)
+    d = Dashboard(workspace)
+    stream = EventStream(d)
+    try:
+        drop_task(workspace, "steps.yaml", {"id": "steps", "agent": "streamer",
+                                            "prompt": "LINES=4 EVERY=0.7 TOKENS=1000"})  # fmt: skip
+        seen = stream.until(lambda k, data: k == "task" and data["state"] == "succeeded")
+        progress = [data for kind, data in seen if kind == "progress"]
+        assert progress, seen
+        assert all(p["id"] == "steps" for p in progress)
+        tokens = [p["tokens"] for p in progress if p["tokens"] is not None]
+        assert tokens == sorted(tokens) and tokens[-1] > tokens[0] >= 1000
+        assert any(p["cost_usd"] for p in progress)
+    finally:
+        stream.close()
+        d.stop()
+        daemon.stop()
+
+
+def test_an_unreadable_database_is_told_not_hidden(workspace: Path) -> None:
+    (workspace / "work" / "telemetry.db").write_bytes(b"this is not a database" * 100)
+    d = Dashboard(workspace)
+    try:
+        overview = d.api("/").text
+        assert overview.count("telemetry database") >= 1 and "not usable" in overview
+        tasks = d.api("/api/tasks")
+        assert tasks.status == 503 and "move the file aside" in tasks.json()["error"]
+        assert d.api("/api/stats").status == 503
+        page = d.api("/spend")
+        assert page.status == 503 and "telemetry database" in page.text
+        assert d.api("/api/status").json()["telemetry"]["unreadable"] is True
+    finally:
+        d.stop()
 
 
 def snap(running: list[dict[str, Any]], recent: list[dict[str, Any]]) -> dict[str, Any]:

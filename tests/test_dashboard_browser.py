@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.browser import chromium, screenshot, wait_until
-from tests.conftest import Daemon, drop_task, orchestrator
+from tests.conftest import Daemon, drop_task, orchestrator, write_config
 from tests.dashboard_helpers import Dashboard
+from tests.test_progress import stream_files
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,6 +55,12 @@ def state_of(browser: WebDriver, selector: str) -> str | None:
 def test_a_dropped_task_appears_and_turns_succeeded_without_a_reload(
     workspace: Path, browser: WebDriver, tmp_path: Path
 ) -> None:
+    files = stream_files()  # a tool that reports its progress as it goes
+    files["policies.yaml"]["budgets"] = {"daily_usd": 0.01, "monthly_usd": 0.5,
+                                         "warn_at_percent": 50, "mode": "soft"}  # fmt: skip
+    write_config(workspace, files)
+    drop_task(workspace, "earlier.yaml", {"id": "earlier", "agent": "worker", "prompt": "hi"})
+    assert orchestrator(workspace, "run", "--once").returncode == 0
     daemon = Daemon(workspace)
     dash = Dashboard(workspace)
     try:
@@ -61,17 +68,25 @@ def test_a_dropped_task_appears_and_turns_succeeded_without_a_reload(
         wait_until(browser, lambda b: js_text(b, "#conn") == "live", what="the event stream")
         assert "token=" not in browser.current_url  # dropped from the address bar
         browser.execute_script("window.notReloaded = 'yes'")
-        drop_task(workspace, "hello.yaml", {"id": "hello", "agent": "worker",
-                                            "prompt": "SLEEP=2"})  # fmt: skip
+        drop_task(workspace, "hello.yaml", {"id": "hello", "agent": "streamer",
+                                            "prompt": "LINES=5 EVERY=0.6 TOKENS=1200"})  # fmt: skip
         row = '#live tr[data-task="hello"]'
         wait_until(browser, lambda b: state_of(b, row) == "running", what="hello running")
+        tokens = f"{row} td:nth-child(7)"
+        wait_until(browser, lambda b: (js_text(b, tokens) or "-").isdigit(),
+                   what="hello's tokens so far")  # fmt: skip
+        first = int(js_text(browser, tokens) or 0)
+        wait_until(browser, lambda b: int((js_text(b, tokens) or "0").replace("-", "0")) > first,
+                   what="hello's tokens to grow")  # fmt: skip
         screenshot(browser, tmp_path, "overview")
         result = workspace / "work" / "outbox" / "hello.result.yaml"
         wait_until(browser, lambda b: state_of(b, row) == "succeeded", what="hello succeeded")
         seen = time.time()
         assert seen - result.stat().st_mtime < 1.0, "shown more than a second after the result"
         assert browser.execute_script("return window.notReloaded") == "yes"
-        assert js_text(browser, '#live [data-count="succeeded"] b') == "1"
+        assert js_text(browser, '#live [data-count="succeeded"] b') == "2"
+        warning = js_text(browser, "#live .warnings li") or ""
+        assert warning.startswith("spend today $") and "the budget of $0.01" in warning
     finally:
         dash.stop()
         daemon.stop()

@@ -74,17 +74,22 @@ def section(title: str, body: str, *, ident: str = "") -> str:
     return f"<section{attr}><h2>{esc(title)}</h2>{body}</section>"
 
 
+def usd(value: float) -> str:
+    """Dollars: cents from a dollar up, tenths of a cent below (small runs show)."""
+    return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
+
+
 def meter(spent: float, limit: float | None, warn_percent: float) -> str:
     """Spend against a budget as a bar; without a budget, the amount alone."""
     if not limit:
-        return f'<span class="amount">${spent:.2f}</span> <span class="muted">(no budget)</span>'
+        return f'<span class="amount">{usd(spent)}</span> <span class="muted">(no budget)</span>'
     share = spent / limit
     level = "over" if share >= 1 else ("near" if 100 * share >= warn_percent else "ok")
     width = min(share, 1.0) * 100
     return (
-        f'<div class="meter meter-{level}" title="{100 * share:.0f}% of ${limit:.2f}">'
+        f'<div class="meter meter-{level}" title="{100 * share:.0f}% of {usd(limit)}">'
         f'<div style="width:{width:.1f}%"></div></div>'
-        f'<span class="amount">${spent:.2f} / ${limit:.2f} ({100 * share:.0f}%)</span>'
+        f'<span class="amount">{usd(spent)} / {usd(limit)} ({100 * share:.0f}%)</span>'
     )
 
 
