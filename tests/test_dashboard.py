@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -241,6 +242,11 @@ def test_submit_cancel_and_retry_through_the_api(workspace: Path) -> None:
         retried = d.api("/api/tasks/mine/retry", "POST", {})
         assert retried.status == 200 and "re-queued mine" in retried.json()["said"]
         assert (workspace / "work" / "inbox" / "mine.yaml").exists()
+        shutil.rmtree(workspace / "work" / "inbox")
+        (workspace / "work" / "inbox").write_text("a file where the inbox should be")
+        broken = d.api("/api/tasks", "POST", {"agent": "worker", "prompt": "hi"})
+        assert broken.status == 503, broken.text
+        assert "file system error" in broken.json()["error"] and "inbox" in broken.json()["error"]
     finally:
         d.stop()
 

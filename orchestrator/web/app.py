@@ -22,7 +22,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from orchestrator.errors import OrchestratorError, UsageError, WorkspaceError
+from orchestrator.errors import FileSystemError, OrchestratorError, UsageError, WorkspaceError
 from orchestrator.web import actions, pages
 from orchestrator.web.auth import CSRF_FIELD, CSRF_HEADER, cookie_name, csrf_ok, csrf_token
 from orchestrator.web.configview import ConfigCache, config_page, tools_page
@@ -75,19 +75,27 @@ def _wants_json(request: Request) -> bool:
 def handled(
     fn: Callable[[Site, Request], Awaitable[Response]], site: Site
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A handler whose errors of ours become an answer: JSON under /api/, a page else."""
+    """A handler whose errors of ours become an answer: JSON under /api/, a page else. An
+    OSError (a full disk, a folder made unreadable) is told as one too, not as a 500."""
 
     async def endpoint(request: Request) -> Response:
         try:
             return await fn(site, request)
+        except OSError as exc:
+            what = f"{request.method} {request.url.path} stopped on a file system error"
+            return refusal(site, request, FileSystemError(what, exc, where=site.root))
         except OrchestratorError as exc:
-            status = _status_of(exc)
-            if _wants_json(request):
-                return JSONResponse({"error": str(exc)}, status_code=status)
-            body = f'<p class="error" id="error">{esc(str(exc))}</p>'
-            return HTMLResponse(page("Error", body, active="", csrf=site.csrf), status_code=status)
+            return refusal(site, request, exc)
 
     return endpoint
+
+
+def refusal(site: Site, request: Request, exc: OrchestratorError) -> Response:
+    status = _status_of(exc)
+    if _wants_json(request):
+        return JSONResponse({"error": str(exc)}, status_code=status)
+    body = f'<p class="error" id="error">{esc(str(exc))}</p>'
+    return HTMLResponse(page("Error", body, active="", csrf=site.csrf), status_code=status)
 
 
 async def _sync(fn: Callable[..., Any], *args: Any) -> Any:

@@ -18,7 +18,7 @@ from orchestrator.control import find_task_file
 from orchestrator.errors import TaskRejected, UsageError
 from orchestrator.reports.status import FINAL_STATES, database, read_budgets
 from orchestrator.safefile import read_regular
-from orchestrator.tasks import id_problem
+from orchestrator.tasks import TASK_SUFFIXES, id_problem
 from orchestrator.workdir import RESULT_MAX_BYTES, RESULT_SUFFIX, is_task_name
 
 if TYPE_CHECKING:
@@ -144,7 +144,8 @@ def _read_yaml(path: Path, limit: int) -> Any:
 
 
 def find_task(root: Path, task_id: str, file_name: str | None) -> Path | None:
-    """The task file: in the inbox, running/, or the archive (newest day first)."""
+    """The task file: in the inbox or running/ (by name, then by content), or in the
+    archive (newest day first) under the name its result gives or its id's."""
     work = root / "work"
     for folder in (work / "inbox", work / "running"):
         found = find_task_file(folder, task_id)
@@ -152,13 +153,11 @@ def find_task(root: Path, task_id: str, file_name: str | None) -> Path | None:
             return found[0]
     archive = work / "archive"
     days = sorted(archive.iterdir(), reverse=True) if archive.is_dir() else []
-    for day in days:
-        if file_name and (day / file_name).is_file():
-            return day / file_name
-    for day in days:
-        found = find_task_file(day, task_id)
-        if found is not None:
-            return found[0]
+    names = ([file_name] if file_name else []) + [f"{task_id}{s}" for s in TASK_SUFFIXES]
+    for name in names:  # by name only: reading every archived file would not scale
+        for day in days:
+            if (day / name).is_file():
+                return day / name
     return None
 
 
