@@ -35,12 +35,12 @@ if TYPE_CHECKING:
 
 ADAPTERS = ("claude-code", "codex", "gemini", "generic")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: object, *, zero: bool = False) -> float:
-    """`90`, `"90s"`, `"15m"`, `"1.5h"`, `"250ms"` → seconds (finite, and positive, or
+    """`90`, `"90s"`, `"15m"`, `"1.5h"`, `"8d"`, `"250ms"` → seconds (finite, and positive, or
     not negative with `zero`)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 15m or 1h")

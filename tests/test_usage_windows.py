@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from orchestrator.adapters.generic import limit_failure
 from orchestrator.windows import Windows, read_windows
-from tests.conftest import Daemon, drop_task, orchestrator, result, wait_for, write_config
+from tests.conftest import (
+    Daemon,
+    base_config,
+    drop_task,
+    fake_tool,
+    orchestrator,
+    result,
+    wait_for,
+    write_config,
+)
 from tests.test_real_clis import CLAUDE, CODEX, GEMINI, MODELS, Workspace, api
 
 if TYPE_CHECKING:
@@ -203,3 +214,50 @@ def test_an_unreadable_windows_file_means_no_window(tmp_path: Path) -> None:
     assert read_windows(path) == {}
     path.write_text('{"claude:*": {"until": 1e12, "since": 1, "why": "w"}, "bad": {"until": 1}}')
     assert list(read_windows(path)) == ["claude:*"]
+
+
+LIMITED = "import sys; print('Usage limit reached; resets at ' + sys.argv[1], file=sys.stderr)"
+
+
+def test_a_generic_tool_that_reports_a_usage_limit_closes_its_window(workspace: Path) -> None:
+    """Any CLI: a failed run that says its usage limit was reached, and when it resets,
+    closes that tool:model; the task falls back, and the next task does not call it."""
+    opens = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    config = base_config()
+    tools = config["tools.yaml"]["tools"]
+    tools["limited"] = fake_tool(args=["-c", f"{LIMITED}; sys.exit(1)", opens.isoformat()])
+    config["agents.yaml"]["agents"]["limited-first"] = {
+        "preferred_tool": "limited",
+        "preferred_model": "fake-large",
+        "fallback_chain": ["fake:fake-small"],
+    }
+    write_config(workspace, config)
+    for name in ("one", "two"):
+        drop_task(workspace, f"{name}.yaml", {"agent": "limited-first", "prompt": name})
+        done = orchestrator(workspace, "run", "--once")
+        assert done.returncode == 0, done.stderr
+    one, two = result(workspace, "one"), result(workspace, "two")
+    assert (one["status"], one["tool"]) == ("succeeded", "fake")
+    failed = one["attempts"][0]
+    assert (failed["tool"], failed["error"]["kind"]) == ("limited", "usage_limit")
+    assert "Usage limit reached" in failed["error"]["message"]
+    assert (two["status"], two["tool"]) == ("succeeded", "fake")
+    assert two["attempts"][0]["outcome"] == "skipped"
+    assert two["attempts"][0]["error"]["kind"] == "usage_window"
+    window = read_windows(workspace / "work" / "windows.json")["limited:fake-large"]
+    assert window.until == opens.timestamp()  # to the second, as the tool said
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind", "wait"),
+    [
+        ("Error: usage limit reached, try again in 2 hours", "usage_limit", 7200.0),
+        ("HTTP 429 Too Many Requests; retry after 30 seconds", "rate_limit", 30.0),
+        ("rate limited", "rate_limit", None),
+        ("segmentation fault", None, None),
+    ],
+)
+def test_generic_limit_words(stderr: str, kind: str | None, wait: float | None) -> None:
+    found = limit_failure("", stderr)
+    assert (found.kind if found else None) == kind
+    assert (found.retry_after_s if found else None) == wait

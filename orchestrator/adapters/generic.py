@@ -19,6 +19,9 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.adapters import _classify as c
+from orchestrator.adapters._classify import retry_after
+from orchestrator.adapters._resets import USAGE_WORDS
 from orchestrator.adapters._stream import JsonLines, read_all
 from orchestrator.adapters.base import (
     ErrorKind,
@@ -38,6 +41,7 @@ ANSWER_FILE = "answer.txt"  # `{output_file}`: where a tool that writes its answ
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_]+)\}")
 _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 _FIELDS = ("text", *_TOKEN_FIELDS, "cost_usd", "model", "session_id")
+_RATE_LIMITED = re.compile(r"rate[- ]?limit|too many requests|\b429\b", re.I)
 
 
 def format_arg(template: str, values: dict[str, str]) -> str:
@@ -101,7 +105,20 @@ class GenericAdapter:
         stderr: bytes,
         exit_code: int | None,
     ) -> ParsedOutput:
-        spec = tool.output
+        parsed = self._parse(tool.output, model, stdout, stderr, exit_code)
+        if exit_code and (parsed.failure is None or parsed.failure.kind is ErrorKind.BAD_OUTPUT):
+            limit = limit_failure(c.text_of(stdout), c.text_of(stderr))
+            return parsed if limit is None else replace(parsed, text=None, failure=limit)
+        return parsed
+
+    def _parse(
+        self,
+        spec: OutputSpec,
+        model: str | None,
+        stdout: bytes,
+        stderr: bytes,
+        exit_code: int | None,
+    ) -> ParsedOutput:
         if spec.format == "jsonl":
             return read_all(JsonlStream(spec, model), stdout, stderr, exit_code)
         text = stdout.decode("utf-8", errors="replace")
@@ -170,6 +187,18 @@ class JsonlStream:
         if problem is None:
             return _extract(self.found, self.spec, self.model, exit_code)
         return replace(_bad_output(problem, exit_code), usage=_usage(self.found))
+
+
+def limit_failure(stdout: str, stderr: str) -> ToolFailure | None:
+    """A failed run whose output says it hit a limit: a rate limit (with the wait it names),
+    or a usage window (with when it opens), read from the words any CLI might print."""
+    text = f"{stderr}\n{stdout}"
+    if not (USAGE_WORDS.search(text) or _RATE_LIMITED.search(text)):
+        return None
+    said = c.stderr_summary(stderr) if stderr.strip() else c.shorten(stdout, 300)
+    message, wait = f"the tool reports a limit: {said}", retry_after(text)
+    found = c.failure(ErrorKind.RATE_LIMIT, message, key_env="", wait=wait)
+    return c.with_window(found, text)
 
 
 def _at(document: dict[str, Any], path: str | None) -> Any:
