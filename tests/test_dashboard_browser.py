@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from selenium.webdriver.support.select import Select
 
 from tests.browser import chromium, screenshot, wait_until
 from tests.conftest import Daemon, drop_task, orchestrator, write_config
@@ -185,3 +186,25 @@ def test_a_visit_without_the_token_is_refused(workspace: Path, browser: WebDrive
         assert css(browser, "#live")
     finally:
         dash.stop()
+
+
+def test_the_submit_form_writes_a_task_that_runs(workspace: Path, browser: WebDriver) -> None:
+    daemon = Daemon(workspace)
+    dash = Dashboard(workspace)
+    try:
+        browser.get(dash.url.replace("/?", "/tasks?"))
+        form = css(browser, "form.submit")[0]
+        Select(form.find_element("name", "agent")).select_by_visible_text("worker")
+        form.find_element("name", "title").send_keys("From the browser")
+        form.find_element("name", "prompt").send_keys("hello from a form")
+        css(browser, "#submit")[0].click()
+        notice = wait_until(browser, lambda b: js_text(b, "#notice"), what="the notice")
+        assert notice.startswith("submitted ")
+        task_id = notice.removeprefix("submitted ")
+        assert browser.current_url.startswith(f"{dash.base}/tasks/{task_id}")
+        wait_until(browser, lambda b: state_of(b, ".task-head") == "succeeded",
+                   what="the submitted task to succeed")  # fmt: skip
+        assert "title: From the browser" in browser.find_element("tag name", "body").text
+    finally:
+        dash.stop()
+        daemon.stop()
