@@ -467,3 +467,27 @@ def test_the_task_page_draws_dependencies_and_handoffs(workspace: Path) -> None:
         assert "depends on" in d.api("/tasks/check").text.split('<svg class="graph"', 1)[1]
     finally:
         d.stop()
+
+
+def test_the_overview_shows_what_waits_and_every_warning(workspace: Path) -> None:
+    from orchestrator.reports.status import status_data
+    from orchestrator.web.pages import overview_live
+
+    status = status_data(workspace)
+    status["waiting"] = [{"id": "w1", "agent": "worker", "waiting_for": "dep<1>"}]
+    status["scheduled"] = [{"id": "s1", "agent": "worker", "detail": "not before 09:00"}]
+    status["waiting_quota"] = [{"id": "q1", "agent": "worker", "resume_at": "2026-12-04T09:00Z",
+                                "detail": "claude usage limit"}]  # fmt: skip
+    status["windows"] = [{"key": "claude-code", "until": "2026-12-04T09:00Z", "since": "x",
+                          "why": "usage limit reached"}]  # fmt: skip
+    status["circuits"] = {"fake:fake-large": {"failures": 3, "retry_at": 0}}
+    status["telemetry"].update(ok=False, buffered=4, dropped=1, error="disk full")
+    status["spend"]["warnings"] = ["spend today $9.00 is near the budget of $10.00"]
+    html = overview_live(status, [{"id": "r1", "state": "failed", "agent": "worker"}])
+    for text in ("dep&lt;1&gt;", "not before 09:00", "quota, until 2026-12-04T09:00Z: claude "
+                 "usage limit", "out of quota: claude-code until 2026-12-04T09:00Z: usage limit "
+                 "reached", "circuit fake:fake-large is open after 3 failures",
+                 "4 rows waiting, 1 dropped: disk full", "near the budget of $10.00",
+                 'data-task="r1" data-state="failed"'):  # fmt: skip
+        assert text in html, text
+    assert "<1>" not in html

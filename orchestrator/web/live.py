@@ -44,6 +44,7 @@ def _states(snap: dict[str, Any]) -> dict[str, str]:
     states.update((t["id"], "running") for t in status["running"])
     states.update((t["id"], "waiting") for t in status["waiting"])
     states.update((t["id"], "scheduled") for t in status["scheduled"])
+    states.update((t["id"], "waiting_quota") for t in status.get("waiting_quota", []))
     return states
 
 

@@ -51,12 +51,16 @@ def overview_live(status: dict[str, Any], recent: list[dict[str, Any]]) -> str:
         attrs=[f'data-task="{esc(t["id"])}" data-state="running"' for t in status["running"]],
         empty="nothing running",
     )  # fmt: skip
+    quota = status.get("waiting_quota", [])
     waiting = table(
         ["task", "agent", "waits for"],
         [[task_link(t["id"]), esc(t["agent"]), esc(t["waiting_for"])] for t in status["waiting"]]
-        + [[task_link(t["id"]), esc(t["agent"]), esc(t["detail"])] for t in status["scheduled"]],
+        + [[task_link(t["id"]), esc(t["agent"]), esc(t["detail"])] for t in status["scheduled"]]
+        + [[task_link(t["id"]), esc(t["agent"]),
+            esc(f"quota, until {t.get('resume_at') or '?'}: {t.get('detail') or ''}")]
+           for t in quota],
         empty="nothing waiting or scheduled",
-    )
+    )  # fmt: skip
     return "".join([
         f'<div class="counts">{counts}</div>',
         _spend(status),
@@ -90,6 +94,8 @@ def _warnings(status: dict[str, Any]) -> str:
             f"{health.get('dropped', 0)} dropped"
             + (f": {health['error']}" if health["error"] else "")
         )
+    found += [f"out of quota: {w['key']} until {w['until']}: {w['why']}"
+              for w in status.get("windows", [])]  # fmt: skip
     for key, circuit in (status.get("circuits") or {}).items():
         found.append(f"circuit {key} is open after {circuit.get('failures')} failures")
     if not found:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import sqlite3
     from pathlib import Path
 
-LIVE_STATES = ("queued", "waiting", "scheduled", "running")
+LIVE_STATES = ("queued", "waiting", "scheduled", "waiting_quota", "running")
 STATES = (*LIVE_STATES, *FINAL_STATES)
 TASK_COLUMNS = ("task_id", "agent", "state", "priority", "tool", "model", "updated_at",
                 "started_at", "waiting_for", "parent_task", "chain_id", "detail",
