@@ -141,7 +141,7 @@ class Daemon(Cancelling):
                 self.telemetry.close()
             await reaper.sweep(LIVE_TOOLS)  # no run is left: every orphan goes
             self.journal.close()
-            self.engine.remove_run_dirs()
+            self.engine.close()
             for task_id, (_, job) in self.intake.timed.items():
                 later = "waits for quota" if job.carried else "is scheduled for later"
                 log.warning("%s %s; left in the inbox", task_id, later)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from orchestrator import observers
 from orchestrator.adapters import get_adapter
 from orchestrator.adapters.base import ErrorKind, Invocation, RunContext, ToolFailure, Usage
 from orchestrator.circuits import Breakers
@@ -85,6 +86,7 @@ class Engine:
         self.rates = RateLimiter(self.config)
         self.breakers = Breakers(self.config.policies.circuit_breaker)
         self.windows = Windows(work / WINDOWS_FILE)  # shared with every process, like the ledger
+        self.observers = observers.from_environment()
 
     def take_run_dir(self) -> Path:
         """An empty private folder for one run (its TMPDIR); folders are reused, since
@@ -117,10 +119,12 @@ class Engine:
             self.found_binaries.add(key)
         return failure
 
-    def remove_run_dirs(self) -> None:
-        """At the end: the free run folders go (a busy one is its run's to clean)."""
+    def close(self) -> None:
+        """At the end: the free run folders go (a busy one is its run's to clean), and the
+        observers send what they hold."""
         while self.free_run_dirs:
             shutil.rmtree(self.free_run_dirs.pop(), ignore_errors=True)
+        observers.shut_down(self.observers)
 
     def limiter(self, tool: str) -> anyio.CapacityLimiter:
         if tool not in self.limiters:

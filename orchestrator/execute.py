@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from orchestrator import observers
 from orchestrator.adapters.base import (
     FALLBACK_KINDS,
     ErrorKind,
@@ -31,7 +32,7 @@ from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.isolation.session import run_isolated
 from orchestrator.isolation.worktree import Worktrees
 from orchestrator.policy import estimate_tokens, retry_backoff
-from orchestrator.quota import SKIPPED, described, local_time, wait_for, window_end
+from orchestrator.quota import SKIPPED, WAITING, described, local_time, wait_for, window_end
 from orchestrator.results import Result
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ async def execute(
     finished = now_utc()
     run.result.finished_at = iso(finished)
     run.result.duration_ms = int((finished - started).total_seconds() * 1000)
+    if run.result.status != WAITING:  # a waiting task is told of when it ends
+        observers.tell(engine.observers, run.result, config)
     return run.result
 
 

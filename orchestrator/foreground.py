@@ -163,14 +163,14 @@ async def _run(
     """`execute` with a telemetry writer beside it (none when the database is unusable)."""
     if records.problem is not None:
         result = await run(engine, task, prompt)
-        engine.remove_run_dirs()
+        engine.close()
         return result
     telemetry = TelemetryWriter(records.path, zone=engine.config.policies.budgets.timezone)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_write_telemetry, telemetry)
         engine.telemetry = telemetry
         result = await run(engine, task, prompt)
-        engine.remove_run_dirs()
+        engine.close()
         telemetry.close()
     if telemetry.health.dropped:  # the writer waited its bounded time and gave up
         error = telemetry.health.last_error or "rows could not be written"
