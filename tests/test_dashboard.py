@@ -491,3 +491,35 @@ def test_the_overview_shows_what_waits_and_every_warning(workspace: Path) -> Non
                  'data-task="r1" data-state="failed"'):  # fmt: skip
         assert text in html, text
     assert "<1>" not in html
+
+
+def test_without_the_web_extra_the_command_says_how_to_install_it(workspace: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    code = ("import sys; sys.modules['uvicorn'] = None\n"  # as if it were not installed
+            "from orchestrator.cli import main\n"
+            "sys.exit(main(['--root', sys.argv[1], 'dashboard', '--port', '0']))")  # fmt: skip
+    argv = [sys.executable, "-c", code, str(workspace)]
+    env = cli_env(workspace.parent)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "needs uvicorn: install the `web` extra" in done.stderr
+
+
+def test_pages_load_nothing_from_elsewhere(workspace: Path) -> None:
+    run_tasks(workspace, ("local", "hello"))
+    d = Dashboard(workspace)
+    try:
+        for path in ("/", "/tasks", "/tasks/local", "/spend", "/config", "/tools"):
+            html = d.api(path).text
+            links = re.findall(r'(?:src|href|action)="([^"]*)"', html)
+            assert links and all(link.startswith("/") for link in links), (path, links)
+            assert "@import" not in html and "url(" not in html
+        assert "url(" not in d.api("/static/dashboard.css").text
+        js = d.api("/static/dashboard.js").text
+        assert "http" not in js.replace("history", "")
+    finally:
+        d.stop()
