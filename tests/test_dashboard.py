@@ -426,8 +426,8 @@ def test_bench_dashboard_runs_quick(tmp_path: Path) -> None:
         assert re.search(rf"^{re.escape(name)}: [\d.]+ ms", done.stdout, re.M), done.stdout
 
 
-def test_waits_until_the_daemon_has_made_the_result(workspace: Path) -> None:
-    """Cancel of a running task through the API waits for the daemon's answer."""
+def test_cancel_through_the_api_stops_a_running_task(workspace: Path) -> None:
+    """With a daemon running, cancel asks it and waits for its answer."""
     daemon = Daemon(workspace)
     d = Dashboard(workspace)
     try:
