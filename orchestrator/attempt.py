@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -24,23 +26,23 @@ from orchestrator.adapters.base import (
     possible_cost,
     sane,
 )
-from orchestrator.engine import iso, now_utc, tool_env
+from orchestrator.engine import BASE_ENV, iso, now_utc
+from orchestrator.executors import RunRequest
 from orchestrator.pricing import Cost
-from orchestrator.process import MAX_STREAM_BYTES, ProcessResult, run_process
 from orchestrator.progress import live as progress
 from orchestrator.results import AttemptRecord, error_info
 from orchestrator.routing import Attempt, agent_tools, current_model, resolve, supersede
-from orchestrator.safefile import read_head
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from orchestrator.adapters.base import Invocation
     from orchestrator.chainrun import ChainRun, Key
     from orchestrator.config import ToolConfig
     from orchestrator.engine import Engine
+    from orchestrator.executors import Executor
     from orchestrator.policy import BudgetDecision, Reservation
+    from orchestrator.process import ProcessResult
 
 log = logging.getLogger(__name__)
 
@@ -249,31 +251,36 @@ async def run_attempt(
         if ctx.budget_usd is not None:  # what the task's earlier attempts left of it
             ctx = replace(ctx, budget_usd=progress.budget_left(run))
         invocation = engine.invocation(attempt, run.prompt, ctx)
-        for name, data in invocation.files.items():
-            target = run_dir / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        env = tool_env(tool, invocation.env, run_dir)
-        failure = engine.check_binary(invocation.argv[0], env["PATH"], attempt.tool)
+        request = RunRequest(
+            key=f"{task.id}-{uuid.uuid4().hex[:12]}",
+            task_id=task.id,
+            tool=attempt.tool,
+            adapter=tool.adapter,
+            argv=invocation.argv,
+            env_names=[*BASE_ENV, *tool.env],
+            env=invocation.env,
+            run_dir=str(run_dir),
+            cwd=str(workspace),
+            limit_s=task.timeout or tool.timeout,
+            idle_s=idle_limit(task.idle_timeout, tool),
+            stdin=invocation.stdin,
+            files=invocation.files,
+            answer_file=invocation.answer_file,
+        )
+        failure = engine.executor.check(engine, request)
+        on_group, on_start = engine.on_group, None
+        if on_group is not None:
+            on_start = partial(_started_group, on_group, run_dir)
         if failure is None:
             async with engine.limiter(attempt.tool), progress.flushing(live):
-                proc = await _run(
-                    invocation,
-                    env,
-                    (workspace, run_dir),
-                    task.timeout or tool.timeout,
-                    idle_limit(task.idle_timeout, tool),
-                    live.watch if live else adapter.watch_line,
-                    engine.on_group,
-                )
+                watch = live.watch if live else adapter.watch_line
+                proc = await _run(engine.executor, request, watch, on_start)
             if isinstance(proc, ToolFailure):
                 failure = proc
                 if live is not None:
                     parsed, killed = live.reached(), True
             else:
                 exit_code = proc.exit_code
-                if invocation.answer_file is not None:
-                    proc = _answer_from_file(proc, run_dir / invocation.answer_file)
                 parsed, failure = _judge(adapter.parse, tool, attempt, proc)
     finally:
         engine.give_back(run_dir)
@@ -335,16 +342,14 @@ def idle_limit(task_idle_s: float | None, tool: ToolConfig) -> float | None:
 
 
 async def _run(
-    invocation: Invocation,
-    env: dict[str, str],
-    dirs: tuple[Path, Path],  # the workspace (cwd) and the run's own folder
-    limit_s: float,
-    idle_s: float | None,
+    executor: Executor,
+    request: RunRequest,
     watch_line: Callable[[bytes], ToolFailure | None],
-    on_group: Callable[[int, Path], None] | None,
+    on_start: Callable[[int], None] | None,
 ) -> ProcessResult | ToolFailure:
-    workspace, run_dir = dirs
     early: list[ToolFailure] = []
+    limit_s, idle_s = request.limit_s, request.idle_s
+    argv0 = request.argv[0]
 
     def watch(line: bytes) -> bool:
         failure = watch_line(line)
@@ -353,26 +358,15 @@ async def _run(
         return failure is not None
 
     try:
-        proc = await run_process(
-            invocation.argv,
-            env=env,
-            cwd=workspace,
-            stdin=invocation.stdin,
-            limit_s=limit_s,
-            idle_s=idle_s,
-            watch=watch,
-            on_start=(lambda pgid: on_group(pgid, run_dir)) if on_group else None,
-        )
+        proc = await executor.run(request, watch, on_start)
     except PermissionError as exc:
         return ToolFailure(
-            ErrorKind.NOT_EXECUTABLE,
-            f"cannot run {invocation.argv[0]}: {exc}",
-            "make the binary executable",
+            ErrorKind.NOT_EXECUTABLE, f"cannot run {argv0}: {exc}", "make the binary executable"
         )
     except OSError as exc:
         return ToolFailure(
             ErrorKind.MISSING_BINARY,
-            f"cannot start {invocation.argv[0]}: {exc}",
+            f"cannot start {argv0}: {exc}",
             "check the binary path in config/tools.yaml",
         )
     if early:
@@ -393,12 +387,8 @@ async def _run(
     return proc
 
 
-def _answer_from_file(proc: ProcessResult, path: Path) -> ProcessResult:
-    """The process's result with the answer it wrote to `path` as its stdout: its first
-    MAX_STREAM_BYTES, as for stdout; empty when it wrote none (or not a regular file)."""
-    answer = read_head(path, MAX_STREAM_BYTES + 1)
-    truncated = answer is not None and len(answer) > MAX_STREAM_BYTES
-    return replace(proc, stdout=(answer or b"")[:MAX_STREAM_BYTES], truncated=truncated)
+def _started_group(on_group: Callable[[int, Path], None], run_dir: Path, pgid: int) -> None:
+    on_group(pgid, run_dir)
 
 
 def _judge(

@@ -20,6 +20,7 @@ from orchestrator.adapters import get_adapter
 from orchestrator.adapters.base import ErrorKind, Invocation, RunContext, ToolFailure, Usage
 from orchestrator.circuits import Breakers
 from orchestrator.config import resolve_binary
+from orchestrator.executors.local import LocalExecutor
 from orchestrator.ledger import SharedLedger
 from orchestrator.policy import RateLimiter
 from orchestrator.pricing import Pricer
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from orchestrator.config import Config, ToolConfig
+    from orchestrator.executors import Executor
     from orchestrator.tasks import Task
     from orchestrator.telemetry.writer import TelemetryWriter
 
@@ -87,6 +89,7 @@ class Engine:
         self.breakers = Breakers(self.config.policies.circuit_breaker)
         self.windows = Windows(work / WINDOWS_FILE)  # shared with every process, like the ledger
         self.observers = observers.from_environment()
+        self.executor: Executor = LocalExecutor()  # the daemon may put a Dask one here
 
     def take_run_dir(self) -> Path:
         """An empty private folder for one run (its TMPDIR); folders are reused, since
