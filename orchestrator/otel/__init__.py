@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+# Importing this package imports the SDK: observers.py does it only when the environment
+# asks for the export, and tells how to install the extra when the import fails.
+from orchestrator.otel.exporter import OtelExporter, exporter_from_environment
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from orchestrator.observers import Observer
-
-
-def exporter_from_environment(env: Mapping[str, str]) -> Observer:
-    """The exporter the `OTEL_EXPORTER_OTLP_*` variables describe."""
-    raise ImportError("the OpenTelemetry exporter is being written (issue 16)")
+__all__ = ["OtelExporter", "exporter_from_environment"]
