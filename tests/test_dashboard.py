@@ -523,3 +523,29 @@ def test_pages_load_nothing_from_elsewhere(workspace: Path) -> None:
         assert "http" not in js.replace("history", "")
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize(
+    ("day", "zone", "bounds"),
+    [("2026-12-03", "UTC", ("2026-12-03T00:00:00.000Z", "2026-12-04T00:00:00.000Z")),
+     ("2026-03-29", "Europe/Berlin", ("2026-03-28T23:00:00.000Z", "2026-03-29T22:00:00.000Z")),
+     ("2026-11-01", "America/New_York", ("2026-11-01T04:00:00.000Z", "2026-11-02T05:00:00.000Z"))],
+)  # fmt: skip
+def test_a_day_is_its_local_calendar_day(day: str, zone: str, bounds: tuple[str, str]) -> None:
+    from orchestrator.web.queries import day_bounds
+
+    assert day_bounds(day, zone) == bounds
+
+
+def test_the_other_commands_do_not_import_the_web_stack(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    web = {"starlette", "uvicorn", "orchestrator.web.app"}
+    code = ("import sys\nfrom orchestrator.cli import main\nmain(['version'])\n"
+            f"assert not {web!r} & set(sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=cli_env(tmp_path), timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
