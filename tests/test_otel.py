@@ -4,11 +4,12 @@ with a child per attempt, GenAI attributes and metrics over OTLP/HTTP to a recei
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,7 +17,22 @@ from orchestrator.config import Config, load_config
 from orchestrator.otel.genai import describe, provider_name, semconv_usage
 from orchestrator.results import AttemptRecord, Result
 from tests.conftest import base_config, cli_env, drop_task, orchestrator, result, write_config
+from tests.fake_llm_api import FakeLLMAPI
 from tests.otlp_receiver import OTLPReceiver, ReceivedSpan, attributes
+from tests.test_real_clis import (
+    CACHE_READ,
+    CACHE_WRITE,
+    INPUT,
+    MODELS,
+    OUTPUT,
+    TOOLS,
+    USAGE_MARKER,
+    Workspace,
+    agent_of,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CLIENT, INTERNAL = 3, 1  # Span.SpanKind values
 STATUS_UNSET, STATUS_ERROR = 0, 2
@@ -264,6 +280,57 @@ def test_an_unreachable_collector_costs_the_tasks_nothing(
     assert done.returncode == 0, done.stderr
     assert result(otel_workspace, "t")["status"] == "succeeded"
     assert time.monotonic() - began < 15  # each signal's export gives up after its timeout
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[FakeLLMAPI]:
+    with FakeLLMAPI() as server:
+        yield server
+
+
+@pytest.mark.real_cli
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_real_cli_run_exports_its_provider_model_and_usage(
+    tmp_path: Path, api: FakeLLMAPI, tool: str
+) -> None:
+    """Each vendor counts the cache its own way; the exported input_tokens agree."""
+    ws = Workspace.create(tmp_path, api)
+    ws.configure()
+    drop_task(ws.root, "t.yaml", {"agent": agent_of(tool), "prompt": ws.prompt(USAGE_MARKER)})
+    with OTLPReceiver() as otlp:
+        ws.env.update(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_SERVICE_NAME="otel-test")
+        ws.run("--once")
+        spans = otlp.spans()
+        tokens = histogram_points(otlp, "gen_ai.client.token.usage", "{token}")
+    res = result(ws.root, "t")
+    assert res["status"] == "succeeded", res
+    task, (attempt,) = task_tree(spans, "t")
+    provider = {"claude-code": "anthropic", "codex": "openai", "gemini": "gcp.gemini"}[tool]
+    written = 0 if tool == "gemini" else CACHE_WRITE  # gemini has no cache-write count
+    for span in (task, attempt):
+        assert span.attributes["gen_ai.provider.name"] == provider
+        assert span.attributes["gen_ai.request.model"] == MODELS[tool]
+        assert span.attributes["gen_ai.response.model"] == res["model"]
+        assert span.attributes["gen_ai.usage.input_tokens"] == INPUT + CACHE_READ + CACHE_WRITE
+        assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == CACHE_READ
+        assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == written
+        assert span.attributes["gen_ai.usage.output_tokens"] == OUTPUT
+        if res.get("session_id"):
+            assert span.attributes["gen_ai.conversation.id"] == res["session_id"]
+    by_type = {p["gen_ai.token.type"]: p["sum"] for p in tokens}
+    assert by_type == {"input": INPUT + CACHE_READ + CACHE_WRITE, "output": OUTPUT}
+
+
+def test_without_otel_variables_nothing_of_opentelemetry_is_imported() -> None:
+    code = (
+        "import sys; from orchestrator import observers, cli;"
+        " assert observers.from_environment({'PATH': '/bin'}) == [];"
+        " print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
 
 
 # --- the pure part: a table ------------------------------------------------------------
