@@ -396,6 +396,7 @@ def test_skipped_attempts_become_spans_without_metrics(config: Config) -> None:
         outcome="succeeded",
         usage={"input_tokens": 10, "output_tokens": 5},
     )
+    setattr(ran, "worker", "tcp://127.0.0.1:4242")  # noqa: B010 (the Dask executor's field)
     told = describe(
         Result(
             id="t",
@@ -415,6 +416,7 @@ def test_skipped_attempts_become_spans_without_metrics(config: Config) -> None:
     assert first.attributes["orchestrator.attempt.skipped_because"] == "missing_binary"
     assert first.end_ns == first.start_ns
     assert second.end_ns - second.start_ns == 1_500_000_000
+    assert second.attributes["orchestrator.worker"] == "tcp://127.0.0.1:4242"
     assert [p.value for p in told.durations] == [1.5]
     assert [p.attributes["gen_ai.token.type"] for p in told.tokens] == ["input", "output"]
     assert told.task.attributes["orchestrator.attempts"] == 1
