@@ -9,6 +9,7 @@ settings (endpoints, headers, timeout, compression, resource) from the environme
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -120,12 +121,16 @@ class OtelExporter:
         return span
 
     def shutdown(self) -> None:
-        """Send what is left: each signal's export is bounded by OTEL_EXPORTER_OTLP_TIMEOUT
-        (10 s by default), retries included."""
+        """Send what is left, both signals at once: each export gives up after
+        OTEL_EXPORTER_OTLP_TIMEOUT (10 s by default), retries included."""
+        spans = None
         if self.tracer_provider is not None:
-            self.tracer_provider.shutdown()
+            spans = threading.Thread(target=self.tracer_provider.shutdown, name="otel-spans")
+            spans.start()
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
+        if spans is not None:
+            spans.join()
 
 
 def exporter_from_environment(env: Mapping[str, str]) -> OtelExporter:
@@ -136,5 +141,6 @@ def exporter_from_environment(env: Mapping[str, str]) -> OtelExporter:
             "OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported: exporting over http/protobuf",
             protocol,
         )
-    log.info("OpenTelemetry export on: traces %s, metrics %s", traces, metrics)
+    sent = " and ".join(name for name, on in (("spans", traces), ("metrics", metrics)) if on)
+    log.info("OpenTelemetry: exporting %s over OTLP/HTTP", sent or "nothing")
     return OtelExporter(traces=traces, metrics=metrics)
