@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from orchestrator.config import Config, load_config
+from orchestrator.otel.exporter import signals
 from orchestrator.otel.genai import describe, provider_name, semconv_usage
 from orchestrator.results import AttemptRecord, Result
 from tests.conftest import base_config, cli_env, drop_task, orchestrator, result, write_config
@@ -420,3 +421,26 @@ def test_skipped_attempts_become_spans_without_metrics(config: Config) -> None:
     assert [p.value for p in told.durations] == [1.5]
     assert [p.attributes["gen_ai.token.type"] for p in told.tokens] == ["input", "output"]
     assert told.task.attributes["orchestrator.attempts"] == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, (True, True)),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, (True, False)),
+        ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://c:4318/v1/metrics"}, (False, True)),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"},
+            (False, True),
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_METRICS_EXPORTER": "None"},
+            (True, False),
+        ),
+        ({}, (False, False)),
+    ],
+)
+def test_which_signals_the_environment_asks_for(
+    env: dict[str, str], expected: tuple[bool, bool]
+) -> None:
+    assert signals(env) == expected

@@ -117,7 +117,7 @@ def describe(result: Result, config: Config) -> TaskTelemetry:
         if record.outcome == "skipped":  # never run: no duration, no tokens
             continue
         metric = {k: v for k, v in plan.attributes.items() if k in _METRIC_KEYS}
-        durations.append(Point((plan.end_ns - plan.start_ns) / 1e9, metric))
+        durations.append(Point(max(record.duration_ms, 0) / 1000, metric))
         if record.usage is not None:
             usage = semconv_usage(record.usage)
             for kind in ("input", "output"):
