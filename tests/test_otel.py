@@ -318,6 +318,9 @@ def test_a_real_cli_run_exports_its_provider_model_and_usage(
         assert span.attributes["gen_ai.usage.output_tokens"] == OUTPUT
         if res.get("session_id"):
             assert span.attributes["gen_ai.conversation.id"] == res["session_id"]
+    host, _, port = api.base_url.removeprefix("http://").partition(":")
+    assert attempt.attributes["server.address"] == host == "127.0.0.1"
+    assert attempt.attributes["server.port"] == int(port)
     by_type = {p["gen_ai.token.type"]: p["sum"] for p in tokens}
     assert by_type == {"input": INPUT + CACHE_READ + CACHE_WRITE, "output": OUTPUT}
 

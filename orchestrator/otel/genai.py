@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -86,6 +87,22 @@ def provider_name(tool: str, model: str | None, config: Config) -> str:
     return tool
 
 
+def server_address(tool: str, config: Config) -> Attributes:
+    """`server.address` and `server.port` of the tool's `base_url`, when it has one (without
+    one the CLI talks to its provider's public API, which it does not say)."""
+    tool_config = config.tools.get(tool)
+    if tool_config is None or not tool_config.base_url:
+        return {}
+    try:
+        url = urlsplit(tool_config.base_url)
+        port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    except ValueError:
+        return {}
+    if not url.hostname:
+        return {}
+    return {"server.address": url.hostname, **({"server.port": port} if port else {})}
+
+
 def nanoseconds(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -137,6 +154,8 @@ _METRIC_KEYS = frozenset(
         "gen_ai.request.model",
         "gen_ai.response.model",
         "gen_ai.agent.name",
+        "server.address",
+        "server.port",
         "error.type",
     }
 )
@@ -207,6 +226,7 @@ def _attempt_span(
     attributes["gen_ai.provider.name"] = provider_name(record.tool, record.model, config)
     if record.model:
         attributes["gen_ai.request.model"] = record.model
+    attributes.update(server_address(record.tool, config))
     attributes["orchestrator.tool"] = record.tool
     attributes["orchestrator.attempt.number"] = number
     attributes["orchestrator.attempt.outcome"] = record.outcome
