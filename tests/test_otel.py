@@ -269,6 +269,19 @@ def test_nothing_is_exported_when_the_sdk_is_disabled(otel_workspace: Path, tmp_
         assert otlp.paths == []
 
 
+def test_without_the_extra_a_warning_says_how_to_install_it(
+    otel_workspace: Path, tmp_path: Path
+) -> None:
+    hide = tmp_path / "hide-otel"  # as if the extra were not installed
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['opentelemetry'] = None\n")
+    env = otel_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", PYTHONPATH=str(hide))
+    done = orchestrator(otel_workspace, "exec", "--agent", "worker", "--prompt", "x", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "OpenTelemetry export is asked for but not installed" in done.stderr
+    assert "uv sync --extra otel" in done.stderr
+
+
 def test_an_unreachable_collector_costs_the_tasks_nothing(
     otel_workspace: Path, tmp_path: Path
 ) -> None:
