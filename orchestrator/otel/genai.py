@@ -239,19 +239,15 @@ def _attempt_span(
         attributes.update(semconv_usage(record.usage))
     kind = (record.error or {}).get("kind")
     error = None
-    if record.outcome == "succeeded":
-        if record.model:
-            attributes["gen_ai.response.model"] = record.model
-        if result.session_id and record.tool == result.tool:
-            attributes["gen_ai.conversation.id"] = result.session_id
+    if record.outcome == "succeeded":  # the one attempt that answered
+        _put(attributes, "gen_ai.response.model", record.model)
+        _put(attributes, "gen_ai.conversation.id", result.session_id)
     elif record.outcome == "skipped":
         _put(attributes, "orchestrator.attempt.skipped_because", kind)
     else:
-        attributes["error.type"] = kind or "failed"
-        error = attributes["error.type"]
-    return SpanPlan(
-        f"attempt {record.tool}", "client", start, end, attributes, str(error) if error else None
-    )
+        error = str(kind or "failed")
+        attributes["error.type"] = error
+    return SpanPlan(f"attempt {record.tool}", "client", start, end, attributes, error)
 
 
 def _put(attributes: Attributes, key: str, value: Value | None) -> None:
