@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from orchestrator import __version__
 from orchestrator.config import Config, load_config
 from orchestrator.otel.exporter import signals
 from orchestrator.otel.genai import describe, provider_name, semconv_usage
@@ -245,13 +246,25 @@ def test_exec_exports_only_the_signals_whose_endpoint_is_set(
     otel_workspace: Path, tmp_path: Path
 ) -> None:
     with OTLPReceiver() as otlp:
-        env = otel_env(tmp_path, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{otlp.url}/v1/traces")
+        env = cli_env(  # no OTEL_SERVICE_NAME: the service is named agent-orchestrator
+            tmp_path,
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{otlp.url}/v1/traces",
+                "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test",
+            },
+        )
         done = orchestrator(
             otel_workspace, "exec", "--agent", "chain-exit", "--prompt", "from exec", env=env
         )
         assert done.returncode == 0, done.stderr
         spans = otlp.spans()
         assert set(otlp.paths) == {"/v1/traces"}  # no metrics endpoint: no metrics
+    (resource,) = {tuple(sorted(s.resource.items())) for s in spans}
+    assert {
+        "service.name": "agent-orchestrator",
+        "service.version": __version__,
+        "deployment.environment.name": "test",
+    }.items() <= dict(resource).items()
     roots = [s for s in spans if not s.span.parent_span_id]
     assert [s.name for s in roots] == ["invoke_agent chain-exit"]
     _, attempts = task_tree(spans, roots[0].attributes["orchestrator.task.id"])
