@@ -35,6 +35,7 @@ from orchestrator.routing import Attempt, agent_tools, current_model, resolve, s
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import datetime
     from pathlib import Path
 
     from orchestrator.chainrun import ChainRun, Key
@@ -241,6 +242,7 @@ async def run_attempt(
     clock = time.monotonic()
     run_dir = engine.take_run_dir()
     parsed = ParsedOutput()
+    ran_on: str | None = None  # the Dask worker that ran it
     exit_code: int | None = None
     killed = False  # mid-run (timeout, stall, budget, a line proving failure): partial usage
     try:
@@ -280,7 +282,8 @@ async def run_attempt(
                 if live is not None:
                     parsed, killed = live.reached(), True
             else:
-                exit_code = proc.exit_code
+                exit_code, ran_on = proc.exit_code, proc.ran_on
+                run.lost += [_lost(attempt, started, w, proc.ran_on) for w in proc.lost_on]
                 parsed, failure = _judge(adapter.parse, tool, attempt, proc)
     finally:
         engine.give_back(run_dir)
@@ -302,6 +305,7 @@ async def run_attempt(
         usage=usage,
         cost_usd=cost.usd,
         cost_source=cost.source,
+        worker=ran_on,
     )
     if live is not None:
         live.finish(record, parsed, cost.usd)
@@ -385,6 +389,25 @@ async def _run(
             "else check the tool: it may wait for input, or for a network that never answers",
         )
     return proc
+
+
+def _lost(attempt: Attempt, started: datetime, worker: str, again: str | None) -> AttemptRecord:
+    """A run that died with its Dask worker (Dask ran it again on another)."""
+    return AttemptRecord(
+        tool=attempt.tool,
+        model=attempt.model,
+        reason=attempt.why,
+        started_at=iso(started),
+        duration_ms=0,
+        exit_code=None,
+        outcome="failed",
+        error=error_info(
+            "worker_lost",
+            f"the Dask worker {worker} died while running it; it was run again on {again}",
+            "nothing to do: a run lost with its worker is run again (at least once)",
+        ),
+        worker=worker,
+    )
 
 
 def _started_group(on_group: Callable[[int, Path], None], run_dir: Path, pgid: int) -> None:

@@ -43,6 +43,7 @@ class ChainRun:
     why: str = ""  # why the last turn gave way to the next entry (for the fallback line)
     cwd: Path | None = None  # the tool's working folder: its worktree, else the workspace
     closed: dict[Key, Window] = field(default_factory=dict)  # entries out of quota now
+    lost: list[AttemptRecord] = field(default_factory=list)  # runs lost with their worker
 
     def usable(self, attempt: Attempt) -> bool:
         """False for an entry whose tool failed tool-wide, whose tool:model failed for a

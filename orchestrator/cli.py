@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds running tasks get to finish after SIGTERM (default 30)",
     )
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the tools on the workers of this Dask scheduler (tcp://host:port); "
+        "config/executor.yaml says it too (docs/scale-out.md)",
+    )
 
     cancel = add("cancel", cmd_cancel, "stop a queued or running task (result: cancelled)")
     cancel.add_argument("id")

@@ -133,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         concurrency=concurrency,
         force_polling=args.poll or polling_from_env(),
         grace_s=args.grace,
+        dask=args.dask or (config.executor.scheduler if config.executor.kind == "dask" else None),
     )
     anyio.run(Daemon(config, options).run)
     return 0

@@ -311,6 +311,27 @@ class SchedulesFile(Strict):
     schedules: dict[str, Schedule] = Field(default_factory=dict)
 
 
+# --- executor.yaml (optional) ----------------------------------------------------------
+
+
+class ExecutorSettings(Strict):
+    """Where tools run: `local` (here), or `dask`: on the workers of the Dask scheduler at
+    `scheduler` (tcp://host:port; `run --dask ADDRESS` says the same)."""
+
+    kind: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+
+    @model_validator(mode="after")
+    def _dask_needs_a_scheduler(self) -> ExecutorSettings:
+        if self.kind == "dask" and not self.scheduler:
+            raise ValueError("kind dask needs scheduler: tcp://host:port (the dask scheduler)")
+        return self
+
+
+class ExecutorFile(Strict):
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+
+
 class Config(Strict):
     root: Path
     agents: dict[str, AgentConfig]
@@ -319,6 +340,7 @@ class Config(Strict):
     policies: PoliciesFile
     profile: str | None = None  # the policies profile in force (None: the base policies)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     def known_models(self) -> set[str]:
         """Every model named in models.yaml or under a tool's models."""
@@ -383,6 +405,7 @@ def load_config(root: Path, sources: Sources | None = None, profile: str | None 
             ConfigProblem("config/policies.yaml", "profiles", f"no profile {profile!a}", hint)
         )
     schedules = parse(SchedulesFile, "schedules.yaml") if found.data("schedules.yaml") else None
+    executor = parse(ExecutorFile, "executor.yaml") if found.data("executor.yaml") else None
     if problems or agents is None or tools is None or models is None or policies is None:
         raise ConfigError(problems)
     config = Config(
@@ -393,6 +416,7 @@ def load_config(root: Path, sources: Sources | None = None, profile: str | None 
         policies=policies,
         profile=profile if profile in profiles else None,
         schedules=schedules.schedules if schedules else {},
+        executor=executor.executor if executor else ExecutorSettings(),
     )
     from orchestrator.crosscheck import cross_check
 

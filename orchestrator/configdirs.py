@@ -40,7 +40,7 @@ APP = "orchestrator"
 ENV_VAR = "ORCHESTRATOR_CONFIG_DIR"
 PROFILE_ENV = "ORCHESTRATOR_PROFILE"  # the policies profile in force
 CONFIG_FILES = ("agents.yaml", "tools.yaml", "models.yaml", "policies.yaml")
-OPTIONAL_FILES = ("schedules.yaml",)  # read, like the others, when present
+OPTIONAL_FILES = ("schedules.yaml", "executor.yaml")  # read, like the others, when present
 INIT_HINT = "run `orchestrator init` to write a default config"
 
 

@@ -35,6 +35,7 @@ from orchestrator.cancelling import Cancelling
 from orchestrator.circuits import STATE_FILE as CIRCUITS_FILE
 from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.execute import execute
+from orchestrator.executors import dask_executor
 from orchestrator.intake import DEFER_POLL_S, Intake
 from orchestrator.isolation.worktree import Worktrees
 from orchestrator.jobs import Job, JobQueue
@@ -72,6 +73,7 @@ class Options:
     debounce_ms: int = 50
     rescan_s: float = 3.0
     control_poll_s: float = CONTROL_POLL_S
+    dask: str | None = None  # a Dask scheduler's address: the tools run on its workers
 
 
 class Daemon(Cancelling):
@@ -92,6 +94,8 @@ class Daemon(Cancelling):
         )
         # The daemon's circuits are what status shows (a stale file from the last run goes).
         self.engine.breakers.state_path = self.workdir.work / CIRCUITS_FILE
+        if options.dask is not None:
+            self.engine.executor = dask_executor(options.dask, config.root)
         self.queue = JobQueue()
         self.slots = anyio.Semaphore(options.concurrency)
         self.active = 0
@@ -129,8 +133,9 @@ class Daemon(Cancelling):
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self.telemetry.run)
                 outer.start_soon(anyio.to_thread.run_sync, pricing.warm_up)
-                signals = anyio.CancelScope()
+                signals, executor = anyio.CancelScope(), anyio.CancelScope()
                 outer.start_soon(self._signals, signals)
+                outer.start_soon(self._publish_executor, executor)
                 send, receive = anyio.create_memory_object_stream[Finished](math.inf)
                 async with anyio.create_task_group() as finishing:
                     finishing.start_soon(self._finisher, receive)
@@ -138,10 +143,12 @@ class Daemon(Cancelling):
                         self.finished = send
                         await self._run_jobs()
                 signals.cancel()
+                executor.cancel()
                 self.telemetry.close()
             await reaper.sweep(LIVE_TOOLS)  # no run is left: every orphan goes
             self.journal.close()
             self.engine.close()
+            await self.engine.executor.close()
             for task_id, (_, job) in self.intake.timed.items():
                 later = "waits for quota" if job.carried else "is scheduled for later"
                 log.warning("%s %s; left in the inbox", task_id, later)
@@ -176,6 +183,13 @@ class Daemon(Cancelling):
                     )
                 )
                 log.info("daemon ready: %s", self.workdir.inbox)
+
+    async def _publish_executor(self, scope: anyio.CancelScope) -> None:
+        """A remote executor's state (its workers, what runs where) for `status`."""
+        publish = getattr(self.engine.executor, "publish", None)
+        if publish is not None:
+            with scope:
+                await publish()
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
         with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -13,11 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from orchestrator import observers
-from orchestrator.adapters.base import (
-    FALLBACK_KINDS,
-    ErrorKind,
-    ToolFailure,
-)
+from orchestrator.adapters.base import FALLBACK_KINDS, ErrorKind, ParsedOutput, ToolFailure
 from orchestrator.attempt import (
     NEEDS_JUSTIFICATION,
     WHY_HINT,
@@ -32,6 +28,7 @@ from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.isolation.session import run_isolated
 from orchestrator.isolation.worktree import Worktrees
 from orchestrator.policy import estimate_tokens, retry_backoff
+from orchestrator.pricing import Cost
 from orchestrator.quota import SKIPPED, WAITING, described, local_time, wait_for, window_end
 from orchestrator.results import Result
 
@@ -270,6 +267,10 @@ async def _one(
         await anyio.to_thread.run_sync(engine.ledger.settle, reservation, cost.usd)
     else:
         engine.ledger.settle(reservation, cost.usd)
+    for lost in run.lost:  # runs that died with their Dask worker, before this one
+        run.result.attempts.append(lost)
+        record_attempt(engine, run, number, attempt, lost, ParsedOutput(), Cost(None, None))
+    run.lost.clear()
     run.result.attempts.append(record)
     record_attempt(engine, run, number, attempt, record, parsed, cost)
     if failure is None:

@@ -52,6 +52,8 @@ class ProcessResult:
     stopped_early: bool = False  # `watch` asked to stop
     stalled: bool = False  # silent (no byte on stdout or stderr) for `idle_s`: killed
     truncated: bool = False
+    ran_on: str | None = None  # the Dask worker that ran it (None: here)
+    lost_on: tuple[str, ...] = ()  # Dask workers that died while running it before
 
 
 class BoundedBuffer:

@@ -50,6 +50,7 @@ class AttemptRecord:
     usage: dict[str, int] | None = None
     cost_usd: float | None = None
     cost_source: str | None = None
+    worker: str | None = None  # the Dask worker that ran it (none: this machine)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from orchestrator.adapters.base import ToolFailure
     from orchestrator.engine import Engine
@@ -56,3 +57,19 @@ class Executor(Protocol):
 
     async def close(self) -> None:
         """Let go of what the executor holds (a scheduler connection)."""
+
+
+DASK_INSTALL = "pip install 'agent-orchestrator[dask]' (in a clone: uv sync --extra dask)"
+
+
+def dask_executor(scheduler: str, root: Path) -> Executor:
+    """The Dask executor for the scheduler at `scheduler`; a clear error without the extra."""
+    from orchestrator.errors import UsageError
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError(f"running on Dask workers needs Dask: {DASK_INSTALL}") from None
+    from orchestrator.executors.dask import DaskExecutor
+
+    return DaskExecutor(scheduler, root)

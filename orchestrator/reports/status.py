@@ -223,6 +223,7 @@ def status_data(root: Path, now: datetime | None = None) -> dict[str, Any]:
         ],
         "windows": _windows(root, now),
         "circuits": _circuits(root),
+        "executor": _executor(root),
         "chains": chains,
         "branches": work_branches or branches(root, None, FINAL_STATES),
         "telemetry": health,
@@ -268,6 +269,28 @@ def _until(text: str | None) -> str:
     span = f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
     span = span if left >= 60 else f"{left}s"
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC (in {span})"
+
+
+def _executor(root: Path) -> dict[str, Any]:
+    """Where tools run, when not here: the Dask workers and what runs on each, as the
+    daemon last wrote it (orchestrator.executors.dask); {} for the local executor."""
+    try:
+        data = json.loads((root / "work" / "executor.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _executor_lines(executor: dict[str, Any]) -> list[str]:
+    if not executor:
+        return []
+    state = "connected" if executor.get("connected") else "NOT connected (tasks wait)"
+    lines = [f"dask scheduler {executor.get('scheduler')}: {state}"]
+    for address, worker in sorted((executor.get("workers") or {}).items()):
+        have = " ".join(f"{k}={v:g}" for k, v in sorted(worker.get("resources", {}).items()))
+        running = ", ".join(worker.get("running", [])) or "idle"
+        lines.append(f"  {address}  [{have or 'no tools'}]  {running}")
+    return lines
 
 
 def _circuits(root: Path) -> dict[str, Any]:
@@ -325,6 +348,7 @@ def render_status(data: dict[str, Any]) -> str:
             lines.append(
                 f"  {key}  {circuit.get('failures')} failures; probes at {when:%H:%M:%S} UTC"
             )
+    lines += _executor_lines(data.get("executor") or {})
     if data["chains"]:
         lines.append("handoffs today:")
         lines += [
