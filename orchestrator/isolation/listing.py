@@ -25,9 +25,11 @@ def branches(
     insertions, deletions, head_commit}]}, the finished newest first."""
     finished: list[dict[str, Any]] = []
     if db is not None:
-        try:  # one index range scan (tasks_branch), newest first
+        try:  # one scan of the partial index tasks_branch, newest first; named, since the
+            # planner otherwise takes (state, updated_at) and sorts every finished task
             rows = db.execute(
-                "SELECT task_id, agent, state, workspace FROM tasks WHERE branch IS NOT NULL "
+                "SELECT task_id, agent, state, workspace FROM tasks INDEXED BY tasks_branch "
+                "WHERE branch IS NOT NULL "
                 f"AND state IN ({', '.join('?' * len(final_states))}) "
                 "ORDER BY updated_at DESC LIMIT ?",
                 (*final_states, limit),
