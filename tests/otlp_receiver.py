@@ -73,6 +73,7 @@ class OTLPReceiver:
         self.traces: list[ExportTraceServiceRequest] = []
         self.metrics: list[ExportMetricsServiceRequest] = []
         self.paths: list[str] = []
+        self.encodings: set[str] = set()
         self.lock = threading.Lock()
         receiver = self
 
@@ -80,6 +81,7 @@ class OTLPReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 encoding = self.headers.get("Content-Encoding", "")
+                receiver.encodings.add(encoding)
                 if encoding == "gzip":
                     body = gzip.decompress(body)
                 elif encoding == "deflate":

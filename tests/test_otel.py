@@ -135,10 +135,13 @@ def test_the_daemon_exports_a_span_per_task_and_per_attempt(
     drop_task(root, "dead.yaml", {"id": "dead", "agent": "broken", "prompt": "never works"})
     drop_task(root, "cache.yaml", {"id": "cache", "agent": "cached", "prompt": "use the cache"})
     with OTLPReceiver() as otlp:
-        env = otel_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url)
+        env = otel_env(
+            tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_EXPORTER_OTLP_COMPRESSION="gzip"
+        )
         done = orchestrator(root, "run", "--once", env=env)
         assert done.returncode == 0, done.stderr
         spans = otlp.spans()
+        assert otlp.encodings == {"gzip"}
     assert {s.resource["service.name"] for s in spans} == {"otel-test"}
     assert {s.scope for s in spans} == {"orchestrator"}
 
