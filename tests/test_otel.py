@@ -18,7 +18,16 @@ from orchestrator.config import Config, load_config
 from orchestrator.otel.exporter import signals
 from orchestrator.otel.genai import describe, provider_name, semconv_usage
 from orchestrator.results import AttemptRecord, Result
-from tests.conftest import base_config, cli_env, drop_task, orchestrator, result, write_config
+from tests.conftest import (
+    Daemon,
+    base_config,
+    cli_env,
+    drop_task,
+    orchestrator,
+    result,
+    wait_for,
+    write_config,
+)
 from tests.fake_llm_api import FakeLLMAPI
 from tests.otlp_receiver import OTLPReceiver, ReceivedSpan, attributes
 from tests.test_real_clis import (
@@ -243,6 +252,33 @@ def test_the_daemon_exports_a_span_per_task_and_per_attempt(
     plain_seconds = plain["attempts"][0]["duration_ms"] / 1000
     (worker_duration,) = [p for p in durations if p["gen_ai.agent.name"] == "worker"]
     assert worker_duration["sum"] == pytest.approx(plain_seconds, abs=0.002)
+
+
+def test_a_running_daemon_exports_as_it_goes_and_flushes_at_sigterm(
+    otel_workspace: Path, tmp_path: Path
+) -> None:
+    with OTLPReceiver() as otlp:
+        env = otel_env(
+            tmp_path,
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url,
+            OTEL_BSP_SCHEDULE_DELAY="100",  # ms: spans leave while the daemon runs
+            OTEL_METRIC_EXPORT_INTERVAL="3600000",  # metrics only at the end
+        )
+        daemon = Daemon(otel_workspace, env=env)
+        try:
+            drop_task(otel_workspace, "a.yaml", {"id": "a", "agent": "worker", "prompt": "one"})
+            wait_for(lambda: len(otlp.spans()) == 2, what="the task's two spans")
+            assert otlp.metric("gen_ai.client.token.usage") == []
+            drop_task(otel_workspace, "b.yaml", {"id": "b", "agent": "cached", "prompt": "two"})
+            wait_for(lambda: len(otlp.spans()) == 4, what="the second task's spans")
+        finally:
+            assert daemon.stop() == 0, daemon.text()
+        tokens = histogram_points(otlp, "gen_ai.client.token.usage", "{token}")
+    assert {p["gen_ai.agent.name"] for p in tokens} == {"worker", "cached"}
+    assert [s.name for s in otlp.spans() if not s.span.parent_span_id] == [
+        "invoke_agent worker",
+        "invoke_agent cached",
+    ]
 
 
 def test_exec_exports_only_the_signals_whose_endpoint_is_set(
