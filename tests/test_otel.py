@@ -464,8 +464,8 @@ def test_skipped_attempts_become_spans_without_metrics(config: Config) -> None:
         exit_code=0,
         outcome="succeeded",
         usage={"input_tokens": 10, "output_tokens": 5},
+        worker="tcp://127.0.0.1:4242",
     )
-    setattr(ran, "worker", "tcp://127.0.0.1:4242")  # noqa: B010 (the Dask executor's field)
     told = describe(
         Result(
             id="t",

@@ -232,8 +232,7 @@ def _attempt_span(
     attributes["orchestrator.attempt.outcome"] = record.outcome
     _put(attributes, "orchestrator.attempt.reason", record.reason or None)
     _put(attributes, "process.exit.code", record.exit_code)
-    worker = getattr(record, "worker", None)  # a Dask worker's address, when one ran it
-    _put(attributes, "orchestrator.worker", worker if isinstance(worker, str) else None)
+    _put(attributes, "orchestrator.worker", record.worker)  # the Dask worker that ran it
     _put(attributes, "orchestrator.cost_usd", record.cost_usd)
     if record.usage is not None:
         attributes.update(semconv_usage(record.usage))
