@@ -443,7 +443,7 @@ def test_provider_name(config: Config, tool: str, model: str | None, expected: s
     assert provider_name(tool, model, config) == expected
 
 
-def test_skipped_attempts_become_spans_without_metrics(config: Config) -> None:
+def test_skipped_and_lost_attempts_become_spans_without_durations(config: Config) -> None:
     start = "2026-01-02T03:04:05.000Z"
     skipped = AttemptRecord(
         tool="missing",
@@ -466,6 +466,17 @@ def test_skipped_attempts_become_spans_without_metrics(config: Config) -> None:
         usage={"input_tokens": 10, "output_tokens": 5},
         worker="tcp://127.0.0.1:4242",
     )
+    lost = AttemptRecord(
+        tool="fake",
+        model="fake-small",
+        reason="preferred",
+        started_at=start,
+        duration_ms=0,
+        exit_code=None,
+        outcome="failed",
+        error={"kind": "worker_lost", "message": "the worker died", "hint": ""},
+        worker="tcp://127.0.0.1:4141",
+    )
     told = describe(
         Result(
             id="t",
@@ -473,22 +484,26 @@ def test_skipped_attempts_become_spans_without_metrics(config: Config) -> None:
             agent="chain-missing",
             tool="fake",
             model="fake-small",
-            attempts=[skipped, ran],
+            attempts=[skipped, lost, ran],
             started_at=start,
             finished_at="2026-01-02T03:04:06.600Z",
         ),
         config,
     )
     assert told.task.end_ns - told.task.start_ns == 1_600_000_000
-    first, second = told.attempts
+    first, gone, second = told.attempts
+    assert (gone.error, gone.attributes["orchestrator.worker"]) == (
+        "worker_lost",
+        "tcp://127.0.0.1:4141",
+    )
     assert first.error is None
     assert first.attributes["orchestrator.attempt.skipped_because"] == "missing_binary"
     assert first.end_ns == first.start_ns
     assert second.end_ns - second.start_ns == 1_500_000_000
     assert second.attributes["orchestrator.worker"] == "tcp://127.0.0.1:4242"
-    assert [p.value for p in told.durations] == [1.5]
+    assert [p.value for p in told.durations] == [1.5]  # a lost run's length is unknown
     assert [p.attributes["gen_ai.token.type"] for p in told.tokens] == ["input", "output"]
-    assert told.task.attributes["orchestrator.attempts"] == 1
+    assert told.task.attributes["orchestrator.attempts"] == 2
 
 
 @pytest.mark.parametrize(

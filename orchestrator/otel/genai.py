@@ -28,6 +28,8 @@ OPERATION = "invoke_agent"
 ADAPTER_PROVIDERS = {"claude-code": "anthropic", "codex": "openai", "gemini": "gcp.gemini"}
 # A models.yaml `provider:` spelled otherwise than the registry's value for it.
 PROVIDER_ALIASES = {"google": "gcp.gemini", "gemini": "gcp.gemini", "vertex_ai": "gcp.vertex_ai"}
+# Runs whose length is not known (lost with their Dask worker): no duration point.
+UNTIMED = frozenset({"worker_lost"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -134,7 +136,8 @@ def describe(result: Result, config: Config) -> TaskTelemetry:
         if record.outcome == "skipped":  # never run: no duration, no tokens
             continue
         metric = {k: v for k, v in plan.attributes.items() if k in _METRIC_KEYS}
-        durations.append(Point(max(record.duration_ms, 0) / 1000, metric))
+        if plan.attributes.get("error.type") not in UNTIMED:
+            durations.append(Point(max(record.duration_ms, 0) / 1000, metric))
         if record.usage is not None:
             usage = semconv_usage(record.usage)
             for kind in ("input", "output"):
