@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-BENCHMARKS = ("throughput", "latency", "cli_start", "reports", "memory", "real_tool", "isolation")
+BENCHMARKS = ("throughput", "latency", "cli_start", "reports", "memory", "real_tool", "isolation",
+              "dashboard", "scale_out")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

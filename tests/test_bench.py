@@ -27,6 +27,7 @@ FIGURES = {
     "reports": (("python", "stats_monthly_by_model"), ("stats_monthly_by_model",)),
     "memory": (("idle", "after_tasks", "growth"), ("idle", "after_tasks", "growth")),
     "real_tool": (("direct", "daemon", "added"), ("added",)),
+    "scale_out": (("local", "dask_overhead", "slow_local", "slow_two_workers"), ("dask_overhead",)),
 }
 
 

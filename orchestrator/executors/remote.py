@@ -50,7 +50,9 @@ def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
         async with anyio.create_task_group() as group:
 
             async def stopper() -> None:
-                while not await anyio.to_thread.run_sync(stop.wait, STOP_POLL_S):
+                while not await anyio.to_thread.run_sync(
+                    stop.wait, STOP_POLL_S, abandon_on_cancel=True  # the run's end waits not
+                ):
                     pass
                 group.cancel_scope.cancel()
 
