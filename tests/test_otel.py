@@ -334,6 +334,18 @@ def test_without_the_extra_a_warning_says_how_to_install_it(
     assert "uv sync --extra otel" in done.stderr
 
 
+@pytest.mark.parametrize("bad", ["OTEL_BSP_SCHEDULE_DELAY", "OTEL_METRIC_EXPORT_INTERVAL"])
+def test_a_setting_the_sdk_refuses_turns_the_export_off_not_the_tasks(
+    otel_workspace: Path, tmp_path: Path, bad: str
+) -> None:
+    with OTLPReceiver() as otlp:
+        env = otel_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, **{bad: "-5"})
+        done = orchestrator(otel_workspace, "exec", "--agent", "worker", "--prompt", "x", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "OpenTelemetry export is off: the SDK refused an OTEL_* setting" in done.stderr
+        assert otlp.paths == []
+
+
 def test_an_unreachable_collector_costs_the_tasks_nothing(
     otel_workspace: Path, tmp_path: Path
 ) -> None:

@@ -70,9 +70,15 @@ class OtelExporter:
     """An observer (orchestrator.observers.Observer) that exports each finished task."""
 
     def __init__(self, *, traces: bool, metrics: bool) -> None:
-        where = resource()
         self.tracer_provider: TracerProvider | None = None
         self.meter_provider: MeterProvider | None = None
+        try:
+            self._start(resource(), traces, metrics)
+        except ValueError:  # a setting the SDK refuses: stop what had started
+            self.shutdown()
+            raise
+
+    def _start(self, where: Resource, traces: bool, metrics: bool) -> None:
         if traces:
             self.tracer_provider = TracerProvider(resource=where)
             self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -142,5 +148,10 @@ def exporter_from_environment(env: Mapping[str, str]) -> OtelExporter:
             protocol,
         )
     sent = " and ".join(name for name, on in (("spans", traces), ("metrics", metrics)) if on)
+    try:
+        exporter = OtelExporter(traces=traces, metrics=metrics)
+    except ValueError as exc:  # e.g. OTEL_BSP_SCHEDULE_DELAY=0: the tasks run all the same
+        log.warning("OpenTelemetry export is off: the SDK refused an OTEL_* setting: %s", exc)
+        return OtelExporter(traces=False, metrics=False)
     log.info("OpenTelemetry: exporting %s over OTLP/HTTP", sent or "nothing")
-    return OtelExporter(traces=traces, metrics=metrics)
+    return exporter
