@@ -268,6 +268,7 @@ async def run_attempt(
             stdin=invocation.stdin,
             files=invocation.files,
             answer_file=invocation.answer_file,
+            isolated=run.cwd is not None,
         )
         failure = engine.executor.check(engine, request)
         on_group, on_start = engine.on_group, None

@@ -23,6 +23,8 @@ from tests.conftest import (
     write_config,
 )
 from tests.dask_cluster import Cluster, cluster, free_port
+from tests.test_isolation import BASE_TEXT, git, make_repo
+from tests.test_isolation import Checkout as IsolationCheckout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -176,3 +178,24 @@ def test_the_daemon_waits_for_an_unreachable_scheduler(workspace: Path, tmp_path
         daemon.stop()
     assert result(workspace, "w")["status"] == "succeeded"
     assert "unreachable" in daemon.text()
+
+
+@pytest.mark.dask
+def test_isolated_tasks_come_back_as_branches(tmp_path: Path, shared: Cluster) -> None:
+    """Tasks with worktree isolation: the worker gets the worktree's files (not the path:
+    it runs in a folder of its own) and sends back its changes, which land on the task's
+    branch; the checkout is untouched."""
+    root = tmp_path / "repo"
+    make_repo(root, root)
+    checkout = IsolationCheckout(root, root)
+    for n in range(4):
+        drop_task(root, f"i{n}.yaml", {"agent": "iso", "prompt": f"APPEND=notes.txt:from i{n}"})
+    run_once(root, shared.address)
+    for n in range(4):
+        res = result(root, f"i{n}")
+        assert res["status"] == "succeeded", res
+        assert res["attempts"][0]["worker"] in shared.addresses.values()
+        branch = res["workspace"]["branch"]
+        assert git(root, "show", f"{branch}:notes.txt") == f"{BASE_TEXT}from i{n}"
+        assert res["workspace"]["files_changed"] == 1
+    checkout.assert_untouched()

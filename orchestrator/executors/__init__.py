@@ -35,6 +35,10 @@ class RunRequest:
     stdin: bytes | None = None
     files: dict[str, bytes] = field(default_factory=dict)  # written into run_dir first
     answer_file: str | None = None  # run_dir relative: read in place of stdout
+    isolated: bool = False  # cwd is in the task's own git worktree (see executors/snapshot.py)
+    # A remote run of an isolated task: the worktree's files (a tar), and where cwd is in it.
+    snapshot: bytes | None = None
+    prefix: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

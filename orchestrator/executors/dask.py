@@ -17,16 +17,19 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from orchestrator.executors import snapshot
 from orchestrator.executors.remote import has_workspace, run_on_worker, stop_name, topic
+from orchestrator.isolation.git import Git
 from orchestrator.process import ProcessResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from orchestrator.adapters.base import ToolFailure
     from orchestrator.engine import Engine
@@ -89,6 +92,10 @@ class DaskExecutor:
         watch: Callable[[bytes], bool] | None,
         on_start: Callable[[int], None] | None,
     ) -> ProcessResult:
+        git = Git(Path(request.run_dir))
+        if request.isolated:  # its worktree goes with it, its changes come back
+            tree, prefix = await snapshot.take(Path(request.cwd), git)
+            request = replace(request, snapshot=tree, prefix=prefix)
         started: list[str] = []
 
         def heard(event: tuple[float, dict[str, Any]]) -> None:
@@ -107,6 +114,10 @@ class DaskExecutor:
         if "error" in outcome:
             kind = PermissionError if outcome["error"] == "permission" else OSError
             raise kind(f"on dask worker {outcome['worker']}: {outcome['message']}")
+        if outcome.get("patch"):
+            await snapshot.give_back(
+                Path(request.cwd), outcome["patch"], Path(request.run_dir), git
+            )
         fields = {**outcome["proc"], "ran_on": str(outcome["worker"])}
         return ProcessResult(**fields | {"lost_on": tuple(started[:-1])})
 

@@ -11,13 +11,18 @@ it stays small and needs nothing the worker does not have.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from orchestrator.adapters import get_adapter
-from orchestrator.executors import RunRequest
+from orchestrator.executors import RunRequest, snapshot
 from orchestrator.executors.local import LocalExecutor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 STOP_POLL_S = 0.5  # how often a run looks at its stop event
 
@@ -45,34 +50,47 @@ def run_on_worker(request: dict[str, Any]) -> dict[str, Any]:
         worker.log_event(topic(run.key), {"line": line})
         return watch_line(line) is not None
 
-    async def main() -> dict[str, Any]:
-        found: dict[str, Any] = {"worker": worker.address, "stopped": True}
-        async with anyio.create_task_group() as group:
-
-            async def stopper() -> None:
-                while not await anyio.to_thread.run_sync(
-                    stop.wait, STOP_POLL_S, abandon_on_cancel=True  # the run's end waits not
-                ):
-                    pass
-                group.cancel_scope.cancel()
-
-            group.start_soon(stopper)
-            try:
-                proc = await LocalExecutor().run(run, watch, None)
-            except PermissionError as exc:
-                found = {"worker": worker.address, "error": "permission", "message": str(exc)}
-            except OSError as exc:
-                found = {"worker": worker.address, "error": "start", "message": str(exc)}
-            else:
-                found = {"worker": worker.address, "proc": dataclasses.asdict(proc)}
-            group.cancel_scope.cancel()
+    if run.snapshot is None:
+        return anyio.run(_run, run, watch, stop, worker.address)
+    with tempfile.TemporaryDirectory(prefix="orchestrator-isolated-") as folder:
+        top = Path(folder) / "tree"
+        snapshot.unpack(run.snapshot, top)
+        here = dataclasses.replace(run, snapshot=None, cwd=str(top / run.prefix))
+        found = anyio.run(_run, here, watch, stop, worker.address)
+        if "proc" in found:
+            found["patch"] = snapshot.changes(top, run.prefix)
         return found
 
-    return anyio.run(main)
+
+async def _run(
+    run: RunRequest, watch: Callable[[bytes], bool], stop: Any, address: str
+) -> dict[str, Any]:
+    """The run in this thread's event loop, stopped when the daemon sets `stop`."""
+    found: dict[str, Any] = {"worker": address, "stopped": True}
+    async with anyio.create_task_group() as group:
+
+        async def stopper() -> None:
+            while not await anyio.to_thread.run_sync(
+                stop.wait,
+                STOP_POLL_S,
+                abandon_on_cancel=True,  # the run's end waits not
+            ):
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(stopper)
+        try:
+            proc = await LocalExecutor().run(run, watch, None)
+        except PermissionError as exc:
+            found = {"worker": address, "error": "permission", "message": str(exc)}
+        except OSError as exc:
+            found = {"worker": address, "error": "start", "message": str(exc)}
+        else:
+            found = {"worker": address, "proc": dataclasses.asdict(proc)}
+        group.cancel_scope.cancel()
+    return found
 
 
 def has_workspace(root: str) -> bool:
     """On each worker, at the daemon's start: is the workspace here, at the same path?"""
-    from pathlib import Path
-
     return (Path(root) / "config").is_dir() and (Path(root) / "work").is_dir()
