@@ -19,6 +19,7 @@ from tests.conftest import (
     orchestrator,
     result,
     results,
+    tools_of,
     wait_for,
     write_config,
 )
@@ -199,3 +200,24 @@ def test_isolated_tasks_come_back_as_branches(tmp_path: Path, shared: Cluster) -
         assert git(root, "show", f"{branch}:notes.txt") == f"{BASE_TEXT}from i{n}"
         assert res["workspace"]["files_changed"] == 1
     checkout.assert_untouched()
+
+
+@pytest.mark.dask
+def test_cancel_stops_a_run_on_a_worker(workspace: Path, shared: Cluster) -> None:
+    """`cancel` of a task running on a worker: the worker stops it (its process group is
+    killed there) and the task's result says cancelled."""
+    prepare(workspace)
+    daemon = Daemon(workspace, "--dask", shared.address)
+    try:
+        drop_task(workspace, "long.yaml", {"agent": "worker", "prompt": "SLEEP=60"})
+        wait_for(lambda: tools_of(workspace), what="the tool to start on a worker")
+        started = time.monotonic()
+        done = orchestrator(workspace, "cancel", "long")
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: (workspace / "work" / "outbox" / "long.result.yaml").exists(),
+                 what="the cancelled result")  # fmt: skip
+        wait_for(lambda: not tools_of(workspace), timeout=10, what="the tool to be killed")
+        assert time.monotonic() - started < 15
+    finally:
+        daemon.stop()
+    assert result(workspace, "long")["status"] == "cancelled"
