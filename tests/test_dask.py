@@ -221,3 +221,30 @@ def test_cancel_stops_a_run_on_a_worker(workspace: Path, shared: Cluster) -> Non
     finally:
         daemon.stop()
     assert result(workspace, "long")["status"] == "cancelled"
+
+
+@pytest.mark.dask
+@pytest.mark.timeout(200)
+def test_a_scheduler_lost_mid_run_is_waited_for(workspace: Path, tmp_path: Path) -> None:
+    """The scheduler (and its worker) go away while a task runs: the daemon waits, and
+    when a scheduler is back at that address the run is submitted again and answers; the
+    task ends with one result, the lost run listed before it."""
+    prepare(workspace)
+    port = free_port()
+    daemon = Daemon(workspace, "--dask", f"tcp://127.0.0.1:{port}", env=cli_env(tmp_path))
+    try:
+        with cluster(tmp_path / "first", {"w1": "fake=2"}, port=port) as first:
+            drop_task(workspace, "s.yaml", {"agent": "worker", "prompt": "SLEEP=4"})
+            wait_for(lambda: tools_of(workspace), what="the run to start")
+            first.kill("scheduler")
+        time.sleep(2)
+        assert not (workspace / "work" / "outbox" / "s.result.yaml").exists()
+        with cluster(tmp_path / "second", {"w1": "fake=2"}, port=port):
+            wait_for(lambda: (workspace / "work" / "outbox" / "s.result.yaml").exists(),
+                     timeout=60, what="the run submitted again")  # fmt: skip
+    finally:
+        daemon.stop()
+    res = result(workspace, "s")
+    assert res["status"] == "succeeded", res
+    assert [a["outcome"] for a in res["attempts"]][-1] == "succeeded"
+    assert "lost with the scheduler" in daemon.text()

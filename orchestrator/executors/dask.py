@@ -124,6 +124,8 @@ class DaskExecutor:
     async def _submit(
         self, request: RunRequest, heard: Callable[[tuple[float, dict[str, Any]]], None]
     ) -> dict[str, Any]:
+        from distributed.client import FutureCancelledError
+
         while True:
             client = await self.connected()
             name = topic(request.key)
@@ -140,9 +142,12 @@ class DaskExecutor:
                     await self._stop(request.key)
                     await future.cancel()
                 raise
-            except (OSError, TimeoutError) as exc:  # the scheduler went away: again
+            except (OSError, TimeoutError, FutureCancelledError) as exc:
+                # the scheduler went away (we cancel only in the branch above): once it is
+                # back, the run is submitted again
                 log.warning("run %s lost with the scheduler (%s); submitting it again",
                             request.key, exc)  # fmt: skip
+                await anyio.sleep(RECONNECT_S)
             finally:
                 with contextlib.suppress(Exception):
                     client.unsubscribe_topic(name)
