@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from orchestrator.config import Config, Duration, IdleTimeout, parse_duration, suggest
+from orchestrator.config import Config, suggest
 from orchestrator.errors import TaskRejected
 from orchestrator.prompts import MAX_INPUT_BYTES as MAX_INPUT_BYTES
 from orchestrator.prompts import compose_prompt as compose_prompt
@@ -30,6 +30,7 @@ from orchestrator.taskerrors import invalid_field, misspelt_keys, shown
 from orchestrator.taskyaml import MAX_TASK_BYTES as MAX_TASK_BYTES
 from orchestrator.taskyaml import load_mapping as load_mapping
 from orchestrator.taskyaml import load_task as load_task
+from orchestrator.values import Duration, IdleTimeout, parse_duration
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
