@@ -26,14 +26,15 @@ from tests.conftest import (
 from tests.dask_cluster import Cluster, cluster, free_port
 from tests.test_isolation import BASE_TEXT, git, make_repo
 from tests.test_isolation import Checkout as IsolationCheckout
+from tests.test_progress import stream_files
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-# w1 runs the fake tool and the one taking its prompt as an argument; w2 the fake tool and
-# the one reading a prompt file. Neither has "missing".
-WORKERS = {"w1": "fake=4 fake-arg=2", "w2": "fake=4 fake-file=2"}
+# w1 runs the fake tool, the one taking its prompt as an argument and the streaming one; w2
+# the fake tool and the one reading a prompt file. Neither has "missing".
+WORKERS = {"w1": "fake=4 fake-arg=2 stream=2", "w2": "fake=4 fake-file=2"}
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +249,34 @@ def test_a_scheduler_lost_mid_run_is_waited_for(workspace: Path, tmp_path: Path)
     assert res["status"] == "succeeded", res
     assert [a["outcome"] for a in res["attempts"]][-1] == "succeeded"
     assert "lost with the scheduler" in daemon.text()
+
+
+@pytest.mark.dask
+def test_a_runs_progress_comes_back_from_its_worker(workspace: Path, shared: Cluster) -> None:
+    """A streaming tool on a worker: its lines reach the daemon as they come, so status
+    shows the step, the tokens and the cost so far while it runs; a task over its budget
+    mid-run is stopped there."""
+    write_config(workspace, stream_files())
+    daemon = Daemon(workspace, "--dask", shared.address)
+    try:
+        prompt = "LINES=3 EVERY=0.2 TOKENS=1000 THEN_SLEEP=4"
+        drop_task(workspace, "run.yaml", {"agent": "streamer", "prompt": prompt})
+
+        def at_step_3() -> bool:
+            done = orchestrator(workspace, "status", "--json")
+            running = json.loads(done.stdout)["running"]
+            return bool(running) and running[0].get("step") == "writing: step 3"
+
+        wait_for(at_step_3, 30, "status to show the remote run's third step")
+        dear = "LINES=20 EVERY=0.2 TOKENS=100000 THEN_SLEEP=30"
+        drop_task(workspace, "dear.yaml", {"agent": "streamer", "prompt": dear,
+                                           "budget_usd": 0.5})  # fmt: skip
+        wait_for(lambda: (workspace / "work" / "outbox" / "dear.result.yaml").exists(), 60,
+                 "the task over its budget to be stopped")  # fmt: skip
+        wait_for(lambda: (workspace / "work" / "outbox" / "run.result.yaml").exists(), 30,
+                 "the first task")  # fmt: skip
+    finally:
+        daemon.stop()
+    assert result(workspace, "run")["status"] == "succeeded"
+    dear_result = result(workspace, "dear")
+    assert dear_result["attempts"][0]["error"]["kind"] == "budget_exceeded", dear_result

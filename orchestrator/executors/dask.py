@@ -114,12 +114,16 @@ class DaskExecutor:
         if "error" in outcome:
             kind = PermissionError if outcome["error"] == "permission" else OSError
             raise kind(f"on dask worker {outcome['worker']}: {outcome['message']}")
+        worker, lost = str(outcome["worker"]), tuple(started[:-1])
+        if outcome.get("stopped"):  # the daemon asked (a line proved the run must end)
+            return ProcessResult(
+                None, b"", b"", 0.0, stopped_early=True, ran_on=worker, lost_on=lost
+            )
         if outcome.get("patch"):
             await snapshot.give_back(
                 Path(request.cwd), outcome["patch"], Path(request.run_dir), git
             )
-        fields = {**outcome["proc"], "ran_on": str(outcome["worker"])}
-        return ProcessResult(**fields | {"lost_on": tuple(started[:-1])})
+        return ProcessResult(**outcome["proc"] | {"ran_on": worker, "lost_on": lost})
 
     async def _submit(
         self, request: RunRequest, heard: Callable[[tuple[float, dict[str, Any]]], None]
