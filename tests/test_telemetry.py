@@ -319,9 +319,10 @@ def test_status_shows_queue_running_and_spend(workspace: Path) -> None:
     data = json.loads(orchestrator(workspace, "status", "--json").stdout)
     assert data["queue"]["inbox"] == 3
     assert set(data) == {
-        "queue", "running", "waiting", "scheduled", "circuits", "chains", "branches",
-        "telemetry", "spend",
+        "queue", "running", "waiting", "scheduled", "waiting_quota", "windows", "circuits",
+        "executor", "chains", "branches", "telemetry", "spend",
     }  # fmt: skip
+    assert (data["waiting_quota"], data["windows"], data["executor"]) == ([], [], {})
     assert set(data["spend"]) >= {"today_usd", "month_usd", "budgets", "warnings"}
     run_once(workspace)
     text = orchestrator(workspace, "status").stdout
