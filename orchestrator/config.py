@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.adapters import AdapterName
 from orchestrator.configdirs import CONFIG_FILES as CONFIG_FILES
 from orchestrator.configdirs import PROFILE_ENV, Sources, locate
 from orchestrator.configwording import problems_from
@@ -34,8 +35,6 @@ from orchestrator.values import split_target as split_target
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-ADAPTERS = ("claude-code", "codex", "gemini", "generic")
 
 
 class Strict(BaseModel):
@@ -83,7 +82,7 @@ class Platforms(Strict):
 
 
 class ToolConfig(Strict):
-    adapter: Literal["claude-code", "codex", "gemini", "generic"]
+    adapter: AdapterName  # a built-in adapter, or one an installed plugin registers
     binary: str
     args: list[str] = Field(default_factory=list)
     prompt: Literal["stdin", "arg", "file"] = "stdin"

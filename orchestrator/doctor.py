@@ -8,7 +8,9 @@ adapters need a key (`auth_for`); the other listed variables are optional. Where
 may use a login it stored instead, and its credentials file is there, doctor cannot tell
 whether the login is still valid: the tool "may use a stored login", is not counted as
 ready, and does not fail the exit status. Generic tools declare no key: their listed
-variables are shown, none is required.
+variables are shown, none is required. Then every registered adapter (built-in or plugin:
+docs/plugins.md) with its package and version, each imported to find the ones that fail;
+a tool whose adapter cannot be loaded needs attention.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from orchestrator.adapters import GROUP, Plugin, load, plugins
 from orchestrator.config import resolve_binary
+from orchestrator.errors import PluginError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -111,10 +115,11 @@ class ToolCheck:
     env: dict[str, bool]  # listed variable -> set?
     hint: str
     keys: Keys | None = None  # None: a generic tool, no key required
+    broken: bool = False  # its adapter plugin cannot be loaded (the hint says why)
 
     @property
     def installed(self) -> bool:
-        return self.path is not None and self.version is not None
+        return self.path is not None and self.version is not None and not self.broken
 
     @property
     def ok(self) -> bool:
@@ -202,7 +207,44 @@ def _check(name: str, tool: ToolConfig, root: Path) -> ToolCheck:
         hint = ""
     env = {var: bool(os.environ.get(var)) for var in tool.env}
     keys = key_state(tool, os.environ, _stored_login(tool))
-    return ToolCheck(name, tool.adapter, tool.binary, path, version, env, hint, keys)
+    broken = _load_error(tool.adapter)
+    hint = broken or hint
+    check = ToolCheck(name, tool.adapter, tool.binary, path, version, env, hint, keys)
+    return replace(check, broken=broken is not None)
+
+
+@dataclass(frozen=True)
+class PluginCheck:
+    """A registered adapter (orchestrator.adapters entry point) and whether it loads."""
+
+    plugin: Plugin
+    error: str | None
+
+
+def _load_error(name: str) -> str | None:
+    try:
+        load(name)
+    except PluginError as exc:
+        return str(exc)
+    return None
+
+
+def check_plugins() -> list[PluginCheck]:
+    """Every registered adapter, imported now (doctor is the place to find a broken one)."""
+    return [PluginCheck(plugin, _load_error(name)) for name, plugin in plugins().items()]
+
+
+def plugin_lines(checks: list[PluginCheck]) -> list[str]:
+    lines = [f"adapters (entry points {GROUP!r}):"]
+    for c in checks:
+        plugin = c.plugin
+        origin = f"{plugin.package} {plugin.version}" + (" (built in)" if plugin.builtin else "")
+        lines.append(f"{'ok ' if c.error is None else '!! '}{plugin.name}: {origin}")
+        if c.error is not None:
+            lines.append(f"     {c.error}")
+        if plugin.shadowed:
+            lines.append(f"     also registered by {', '.join(plugin.shadowed)}: ignored")
+    return lines
 
 
 def check_tools(config: Config) -> list[ToolCheck]:
@@ -248,7 +290,8 @@ def _key_lines(c: ToolCheck, keys: Keys) -> list[str]:
     return [*lines, f"fix: {fix}"]
 
 
-def render(checks: list[ToolCheck]) -> str:
+def render(checks: list[ToolCheck], adapters: list[PluginCheck] | None = None) -> str:
+    """The tools, then the adapters (checked now when not given), then a summary."""
     lines = []
     for c in checks:
         mark = "ok " if c.ok else ("?? " if c.maybe else "!! ")
@@ -264,6 +307,7 @@ def render(checks: list[ToolCheck]) -> str:
         if shown := {var: ok for var, ok in c.env.items() if var not in skip}:
             state = ", ".join(f"{var} {'set' if ok else 'NOT set'}" for var, ok in shown.items())
             lines.append(f"     {'env' if keys is None else 'optional'}: {state}")
+    lines += plugin_lines(check_plugins() if adapters is None else adapters)
     ready = sum(c.ok for c in checks)
     maybe = sum(c.maybe for c in checks)
     missing = sum(c.needs_attention for c in checks)

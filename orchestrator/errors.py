@@ -7,7 +7,8 @@
      │    ├── TelemetryUnusable work/telemetry.db cannot be read or written (corrupt, ...)
      │    ├── FileSystemError   a file operation failed (disk full, permissions, ...)
      │    └── WorktreeError     a task's git worktree cannot be made, committed or removed
-     └── UsageError             a command was called wrongly (unknown id, bad option value)
+     ├── UsageError             a command was called wrongly (unknown id, bad option value)
+     └── PluginError            an adapter plugin is not installed or cannot be loaded
 
 Every message names what is wrong (file, field, value) and what to do. The CLI prints
 `str(error)` as one line (plus the problem list of a ConfigError) and exits non-zero.
@@ -65,6 +66,11 @@ class WorkspaceError(OrchestratorError):
 
 class UsageError(OrchestratorError):
     pass
+
+
+class PluginError(OrchestratorError):
+    """An adapter name no installed package registers, or a plugin that fails to load; the
+    message names the package and what to do (docs/plugins.md)."""
 
 
 class WorktreeError(WorkspaceError):
