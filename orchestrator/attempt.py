@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from orchestrator import sessions
 from orchestrator.adapters import get_adapter
 from orchestrator.adapters.base import (
     ErrorKind,
@@ -247,12 +248,23 @@ async def run_attempt(
     killed = False  # mid-run (timeout, stall, budget, a line proving failure): partial usage
     try:
         workspace = run.cwd or config.root  # an isolated task's worktree
+        turn = sessions.for_attempt(run.session, attempt.tool, engine.sessions)
         ctx = RunContext(
-            task_id=task.id, workspace=workspace, run_dir=run_dir, budget_usd=task.budget_usd
+            task_id=task.id,
+            workspace=workspace,
+            run_dir=run_dir,
+            budget_usd=task.budget_usd,
+            resume=turn.resume,
+            session_home=turn.home,
         )
         if ctx.budget_usd is not None:  # what the task's earlier attempts left of it
             ctx = replace(ctx, budget_usd=progress.budget_left(run))
-        invocation = engine.invocation(attempt, run.prompt, ctx)
+        if turn.moved_from is not None:
+            run.result.warnings.append(
+                f"session {task.session}: {attempt.tool} runs it, not {turn.moved_from}: a new "
+                "session there, its prompt opened by a summary of the latest turns"
+            )
+        invocation = engine.invocation(attempt, turn.opening + run.prompt, ctx)
         request = RunRequest(
             key=f"{task.id}-{uuid.uuid4().hex[:12]}",
             task_id=task.id,
@@ -286,6 +298,7 @@ async def run_attempt(
                 exit_code, ran_on = proc.exit_code, proc.ran_on
                 run.lost += [_lost(attempt, started, w, proc.ran_on) for w in proc.lost_on]
                 parsed, failure = _judge(adapter.parse, tool, attempt, proc)
+                parsed = _session_usage(run, adapter, parsed, resumed=turn.resume is not None)
     finally:
         engine.give_back(run_dir)
     parsed, cost = _priced(engine, run, attempt, parsed)
@@ -390,6 +403,29 @@ async def _run(
             "else check the tool: it may wait for input, or for a network that never answers",
         )
     return proc
+
+
+def _session_usage(
+    run: ChainRun, adapter: object, parsed: ParsedOutput, resumed: bool
+) -> ParsedOutput:
+    """A CLI that reports its session's running totals (claude's modelUsage and cost,
+    codex's turn.completed, once resumed): this turn's usage and cost are the totals less
+    the last ones seen; the totals are kept for the next turn."""
+    if run.session is None or getattr(adapter, "session_usage", "") != "cumulative":
+        return parsed
+    if parsed.usage is None:
+        return parsed
+    reported: dict[str, float] = dict(vars(parsed.usage))
+    if parsed.cost_usd is not None:
+        reported["cost_usd"] = parsed.cost_usd
+    run.session_reported = reported
+    if not resumed:
+        return parsed
+    turn = sessions.turn_usage(reported, run.session.reported)
+    cost = turn.pop("cost_usd", None) if parsed.cost_usd is not None else None
+    turn.pop("cost_usd", None)
+    usage = Usage(**{k: int(v) for k, v in turn.items()})
+    return replace(parsed, usage=usage, cost_usd=cost)
 
 
 def _lost(attempt: Attempt, started: datetime, worker: str, again: str | None) -> AttemptRecord:

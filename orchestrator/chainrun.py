@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from orchestrator.adapters.base import ParsedOutput, ToolFailure
     from orchestrator.routing import Attempt
+    from orchestrator.sessions import Session
     from orchestrator.tasks import Task
     from orchestrator.windows import Window
 
@@ -44,6 +45,8 @@ class ChainRun:
     cwd: Path | None = None  # the tool's working folder: its worktree, else the workspace
     closed: dict[Key, Window] = field(default_factory=dict)  # entries out of quota now
     lost: list[AttemptRecord] = field(default_factory=list)  # runs lost with their worker
+    session: Session | None = None  # the task's conversation (orchestrator/sessions.py)
+    session_reported: dict[str, float] | None = None  # a cumulative report's last totals
 
     def usable(self, attempt: Attempt) -> bool:
         """False for an entry whose tool failed tool-wide, whose tool:model failed for a

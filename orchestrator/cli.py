@@ -23,6 +23,7 @@ from orchestrator.commands import (
     cmd_logs,
     cmd_retry,
     cmd_run,
+    cmd_sessions,
     cmd_stats,
     cmd_status,
     cmd_submit,
@@ -119,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--since", metavar="DATE", help="finished since (YYYY-MM-DD)")
         command.add_argument("--agent", metavar="NAME", help="only this agent's tasks")
     failed.add_argument("--json", action="store_true", help="machine-readable output")
+    sessions = add("sessions", cmd_sessions, "conversations: tool, turns, tokens, cost, cache")
+    sessions.add_argument("--json", action="store_true", help="machine-readable output")
     add("doctor", cmd_doctor, "which tools are installed, their versions and env vars")
     status = add("status", cmd_status, "the queue, running tasks and spend against budgets")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -202,6 +205,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the chain id to record (default: the "
         "chain of a --context file an earlier exec wrote, else a new one)",
+    )
+    exe.add_argument(
+        "--session",
+        metavar="NAME",
+        help="continue the conversation NAME (the CLI's own session; tasks' session: too)",
     )
     exe.add_argument("--yes", action="store_true", help="run without asking when a budget warns")
     exe.add_argument(

@@ -183,6 +183,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
             "create it first (checked before the tool runs, so no answer is lost)"
         )
     prompt = _prompt(args)
+    from orchestrator.tasks import SESSION_RULE, valid_session
+
+    if args.session is not None and not valid_session(args.session):
+        args.usage_error(f"--session {args.session!a}: use {SESSION_RULE}")
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -204,6 +208,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
             justification=args.justification,
             confirm=confirm if terminal and not args.yes else None,
             say=say,
+            session=args.session,
         )
     )
     if result.status == "succeeded":
@@ -251,6 +256,13 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
     letters = dead_letters(_workspace(args), _day(args.since), args.agent)
     print(render_failed(letters, as_json=args.json))
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from orchestrator.reports.sessions import render_sessions, sessions_data
+
+    print(render_sessions(sessions_data(_workspace(args)), as_json=args.json))
     return 0
 
 

@@ -25,6 +25,7 @@ from orchestrator.ledger import SharedLedger
 from orchestrator.policy import RateLimiter
 from orchestrator.pricing import Pricer
 from orchestrator.routing import Attempt, route, simple_task_model
+from orchestrator.sessions import Sessions
 from orchestrator.windows import STATE_FILE as WINDOWS_FILE
 from orchestrator.windows import Windows
 
@@ -89,6 +90,7 @@ class Engine:
         self.breakers = Breakers(self.config.policies.circuit_breaker)
         self.windows = Windows(work / WINDOWS_FILE)  # shared with every process, like the ledger
         self.observers = observers.from_environment()
+        self.sessions = Sessions(work)
         self.executor: Executor = LocalExecutor()  # the daemon may put a Dask one here
 
     def take_run_dir(self) -> Path:

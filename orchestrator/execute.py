@@ -4,6 +4,7 @@ one succeeds or the chain is spent. Shared by the daemon and `exec`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -31,9 +32,10 @@ from orchestrator.policy import estimate_tokens, retry_backoff
 from orchestrator.pricing import Cost
 from orchestrator.quota import SKIPPED, WAITING, described, local_time, wait_for, window_end
 from orchestrator.results import Result
+from orchestrator.sessions import Session, after_turn
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import AsyncIterator, Callable, Collection
     from pathlib import Path
 
     from orchestrator.routing import Attempt
@@ -126,16 +128,36 @@ async def execute(
         await _walk(engine, run, on_start, on_fallback)
         finish(run)
 
-    if run.chain and config.agents[task.agent].isolation == "worktree":
-        await run_isolated(worktrees or Worktrees(config.root), task, run.result, walk)
-    else:
-        await walk()
+    async with _session_turn(engine, run):
+        if run.chain and config.agents[task.agent].isolation == "worktree":
+            await run_isolated(worktrees or Worktrees(config.root), task, run.result, walk)
+        else:
+            await walk()
     finished = now_utc()
     run.result.finished_at = iso(finished)
     run.result.duration_ms = int((finished - started).total_seconds() * 1000)
     if run.result.status != WAITING:  # a waiting task is told of when it ends
         observers.tell(engine.observers, run.result, config)
     return run.result
+
+
+@contextlib.asynccontextmanager
+async def _session_turn(engine: Engine, run: ChainRun) -> AsyncIterator[None]:
+    """A task of a session: its turn (one task of a session at a time), the session as
+    it stands, and after a success the session moved on (its CLI session id, a new tool)."""
+    name = run.task.session
+    if name is None or not run.chain:
+        yield
+        return
+    async with engine.sessions.turn(name):
+        found = await anyio.to_thread.run_sync(engine.sessions.get, name)
+        run.session = found or Session(name, tool=run.chain[0].tool)
+        yield
+        result = run.result
+        if result.status == "succeeded" and result.tool is not None:
+            moved = after_turn(run.session, result.tool, result.model, result.session_id,
+                               run.task.id, run.session_reported)  # fmt: skip
+            await anyio.to_thread.run_sync(engine.sessions.save, moved)
 
 
 async def _walk(

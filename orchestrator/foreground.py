@@ -71,6 +71,7 @@ async def exec_task(
     justification: str | None = None,
     confirm: Callable[[], bool] | None = None,
     say: Callable[[str], None] | None = None,
+    session: str | None = None,
 ) -> Result:
     """Run one task now, through the same routing, policy and telemetry as the daemon.
 
@@ -97,7 +98,13 @@ async def exec_task(
     task_id = f"exec-{new_id(agent)}"
     with contextlib.closing(_Records(workdir.work / "telemetry.db")) as records:
         chain = chain or records.chain_of(digests) or task_id
-        task = Task(id=task_id, agent=agent, prompt="\n\n".join(parts) + "\n", chain_id=chain)
+        task = Task(
+            id=task_id,
+            agent=agent,
+            prompt="\n\n".join(parts) + "\n",
+            chain_id=chain,
+            session=session,
+        )
         try:
             profile = read_profile(config, agent)
         except TaskRejected as exc:

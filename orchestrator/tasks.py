@@ -32,6 +32,13 @@ from orchestrator.taskyaml import load_mapping as load_mapping
 from orchestrator.taskyaml import load_task as load_task
 from orchestrator.values import Duration, IdleTimeout, parse_duration
 
+SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SESSION_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def valid_session(name: str) -> bool:
+    return bool(SESSION.match(name))
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
@@ -156,6 +163,7 @@ class Task(BaseModel):
     not_before: dt.datetime | float | None = None
     budget_usd: float | None = Field(default=None, ge=0)
     justification: str | None = None  # why a task above require_justification_over_usd runs
+    session: str | None = None  # a conversation that continues (orchestrator/sessions.py)
     chain_id: str | None = None
     on_dependency_failure: Literal["reject", "run"] = "reject"
     previous_task: str | None = None
@@ -169,6 +177,13 @@ class Task(BaseModel):
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _misspelt: dict[str, str] = PrivateAttr(default_factory=dict)
     _strict_dependencies: bool = PrivateAttr(default=False)
+
+    @field_validator("session")
+    @classmethod
+    def _session(cls, value: str | None) -> str | None:
+        if value is not None and not valid_session(value):
+            raise ValueError(f"{value!a} is not a session name: use {SESSION_RULE}")
+        return value
 
     @field_validator("priority", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ fenced block whose info string is `handoff`, holding YAML:
     next_task_notes: The endpoints are in src/api/auth.py.
     next_artefacts: [docs/auth.md]
     summary: Implemented /login and /logout.
+    session: inherit        # optional: the next task continues this task's session
     ```
 
 The same keys in a task file's own `result:` block hand off too. The follow-up task's id
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
 FAILED_STATES = frozenset({"failed", "rejected", "cancelled", "timed_out", "blocked_by_budget"})
-HANDOFF_KEYS = ("next_agent", "next_task_title", "next_task_notes", "next_artefacts", "summary")
+HANDOFF_KEYS = ("next_agent", "next_task_title", "next_task_notes", "next_artefacts", "summary",
+                "session")  # fmt: skip
 MAX_PREVIOUS_OUTPUT = 256 * 1024
 MAX_HANDOFF_DEPTH = 20  # a chain longer than this is a loop, not a workflow
 _BLOCK = re.compile(r"^```handoff[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -130,6 +132,8 @@ def follow_up_task(
         doc["context"] = {"notes": notes}
     if handoff.get("next_artefacts"):
         doc["artefacts"] = handoff["next_artefacts"]
+    if handoff.get("session") == "inherit" and source.session:  # the same conversation
+        doc["session"] = source.session
     doc["previous_task"] = source.id
     doc["previous_agent"] = source.agent
     doc["chain_id"] = source.chain_id or source.id

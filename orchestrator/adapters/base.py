@@ -165,6 +165,10 @@ class RunContext:
     # What is left of the task's budget_usd (its earlier attempts' cost taken off), for tools
     # that enforce one themselves (claude's --max-budget-usd).
     budget_usd: float | None = None
+    # A session (orchestrator/sessions.py): the CLI session to resume (None: start one), and
+    # a home of the session's own for CLIs that keep their sessions in their home (gemini).
+    resume: str | None = None
+    session_home: Path | None = None
 
 
 class StreamParser(Protocol):

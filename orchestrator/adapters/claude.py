@@ -53,6 +53,8 @@ _COUNTS = (  # Usage's first four, in Anthropic's names
 
 class ClaudeAdapter:
     enforces_budget = True  # --max-budget-usd: claude stops itself between turns
+    # A resumed session's result: modelUsage and total_cost_usd are the session's totals.
+    session_usage = "cumulative"
 
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
@@ -66,6 +68,8 @@ class ClaudeAdapter:
             argv += ["--max-turns", str(tool.max_turns)]
         if ctx.budget_usd is not None:  # what is left of the task's cap, enforced by claude
             argv += ["--max-budget-usd", f"{ctx.budget_usd:g}"]
+        if ctx.resume:  # a session's later turn: the history comes from claude's own store
+            argv += ["--resume", ctx.resume]
         argv += tool.extra_args
         env = dict(FAIL_FAST_ENV)
         if tool.base_url:

@@ -75,6 +75,8 @@ def provider_args(base_url: str) -> list[str]:
 
 class CodexAdapter:
     enforces_budget = False
+    # A resumed thread's turn.completed reports the thread's running total, not the turn's.
+    session_usage = "cumulative"
 
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
@@ -89,7 +91,10 @@ class CodexAdapter:
             argv += ["--sandbox", tool.sandbox]
         if model:
             argv += ["-m", model]
-        argv += [*tool.extra_args, "-"]
+        argv += tool.extra_args
+        if ctx.resume:  # a session's later turn (exec's options above hold for it too)
+            argv += ["resume", ctx.resume]
+        argv.append("-")
         return Invocation(argv=argv, stdin=prompt.encode("utf-8"))
 
     def parse(

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 KEY_ENV = "GEMINI_API_KEY"
 PROVIDER = "Gemini"
 HOME_DIR = "gemini-home"  # GEMINI_CLI_HOME, relative to the run directory
-SETTINGS_FILE = f"{HOME_DIR}/.gemini/settings.json"
+SETTINGS_NAME = ".gemini/settings.json"
+SETTINGS_FILE = f"{HOME_DIR}/{SETTINGS_NAME}"
 _STATUS_IN_TEXT = re.compile(r'"code"\s*:\s*(\d{3})\b')
 _STATUS_IN_STDERR = re.compile(r"^\s*(?:status|code): (\d{3})\b", re.MULTILINE)
 _CONNECTION_WORDS = ("fetch failed", "ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "ECONNRESET")
@@ -73,18 +74,22 @@ class GeminiAdapter:
         if tool.approval_mode:
             argv += ["--approval-mode", tool.approval_mode]
         argv += tool.extra_args
-        env = {
-            "GEMINI_CLI_HOME": str(ctx.run_dir / HOME_DIR),
-            "GEMINI_CLI_NO_RELAUNCH": "true",
-        }
+        # Gemini keeps its sessions in its home: a session's turns share one of their own,
+        # and a later turn resumes the latest there (no other session lives in it).
+        home = ctx.session_home or ctx.run_dir / HOME_DIR
+        if ctx.resume and ctx.session_home is not None:
+            argv += ["--resume", "latest"]
+        env = {"GEMINI_CLI_HOME": str(home), "GEMINI_CLI_NO_RELAUNCH": "true"}
         if tool.base_url:
             env["GOOGLE_GEMINI_BASE_URL"] = tool.base_url
         body = json.dumps(settings(tool), indent=2) + "\n"
+        # run-dir relative, or the session's home (an absolute path is written there)
+        settings_file = SETTINGS_FILE if ctx.session_home is None else str(home / SETTINGS_NAME)
         return Invocation(
             argv=argv,
             stdin=prompt.encode("utf-8"),
             env=env,
-            files={SETTINGS_FILE: body.encode("utf-8")},
+            files={settings_file: body.encode("utf-8")},
         )
 
     def parse(
