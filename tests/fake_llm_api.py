@@ -6,18 +6,22 @@ Codex and Gemini CLI to complete a prompt:
 * Anthropic Messages: ``POST /v1/messages`` (a ``?beta=true`` query is ignored), SSE when
   the body says ``"stream": true``, one JSON message otherwise.
 * OpenAI Responses: ``POST /v1/responses``, SSE when ``"stream": true``.
+* OpenAI Chat Completions: ``POST /v1/chat/completions`` (also without ``/v1``), SSE
+  chunks with ``choices[].delta`` and ``data: [DONE]`` when ``"stream": true``; a last
+  chunk with ``usage`` and no choices when ``stream_options.include_usage`` is true.
 * Gemini: ``POST /v1beta/models/<model>:streamGenerateContent?alt=sse`` and
   ``:generateContent`` (``/v1`` and ``/v1alpha`` are accepted too).
 
 Anything else is answered ``404`` with a JSON error, logged on stderr and recorded.
 
 Every answer names the model the request asked for (Anthropic ``message.model``, OpenAI
-``response.model``, Gemini ``modelVersion``).
+``response.model``, Chat Completions ``model``, Gemini ``modelVersion``).
 
 Markers
 -------
 What the server answers is decided by markers found in the text of the request's *last user
-message that carries text* (Anthropic ``messages``, OpenAI ``input``, Gemini ``contents``);
+message that carries text* (Anthropic ``messages``, OpenAI ``input``, Chat Completions
+``messages``, Gemini ``contents``);
 system prompts, instructions and earlier messages are never searched. When a marker occurs
 more than once, the first occurrence wins. Parallel tests can thus share one server.
 
@@ -39,6 +43,10 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
                  ``input_tokens_details.cache_write_tokens = cache_write``,
                  ``output_tokens = out``, ``output_tokens_details.reasoning_tokens = 0``,
                  ``total_tokens = input_tokens + out``.
+    OpenAI Chat  ``prompt_tokens = in + cache_read + cache_write`` (INCLUDES the cache),
+                 ``prompt_tokens_details.cached_tokens = cache_read``, ``completion_tokens =
+                 out``, ``completion_tokens_details.reasoning_tokens = 0``, ``total_tokens
+                 = prompt_tokens + out``. No cache-write count: they are plain prompt tokens.
     Gemini       ``promptTokenCount = in + cache_read + cache_write`` (prompt INCLUDES the
                  cache), ``cachedContentTokenCount = cache_read``, ``candidatesTokenCount =
                  out``, ``thoughtsTokenCount = 0``, ``totalTokenCount = promptTokenCount +
@@ -55,8 +63,9 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
 ``FAKE_STATUS_<PROVIDER>=<code>``
     Like ``FAKE_STATUS``, but only for requests to one provider's API: ``<PROVIDER>`` is
     ``ANTHROPIC``, ``OPENAI`` or ``GEMINI``. For that provider it wins over ``FAKE_STATUS``;
-    the other providers ignore it. One prompt can thus fail on one CLI and succeed on
-    another (fallback tests), e.g. ``FAKE_STATUS_ANTHROPIC=429``.
+    the other providers ignore it (``OPENAI`` covers Responses and Chat Completions). One
+    prompt can thus fail on one CLI and succeed on another (fallback tests), e.g.
+    ``FAKE_STATUS_ANTHROPIC=429``.
 ``FAKE_RETRY_AFTER=<seconds>``
     The ``retry-after`` value of such an error (an integer). Default ``7``.
 ``FAKE_LIMIT=<name>:<seconds>``
@@ -96,7 +105,8 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
     request carries no tool result yet; a request that does (the CLI ran the tool and sent
     its output back) gets the reply text. Both calls report the usage and obey the delay.
     Anthropic: a ``tool_use`` block (``stop_reason: tool_use``); OpenAI Responses: a
-    ``function_call`` item; Gemini: a ``functionCall`` part (not for utility calls).
+    ``function_call`` item; Chat Completions: a ``tool_calls`` delta (``finish_reason:
+    tool_calls``); Gemini: a ``functionCall`` part (not for utility calls).
 ``FAKE_DELAY_AFTER_TOOL=<seconds>``
     Like ``FAKE_DELAY``, but only for a request that carries a tool result: a run can be
     caught (or timed out) between its tool call and the answer that follows it.
@@ -717,6 +727,76 @@ class OpenAIResponses(Provider):
         return json_answer(429, payload, headers)
 
 
+class OpenAIChat(OpenAIResponses):
+    """OpenAI Chat Completions: the same markers, errors and limits as the Responses API
+    (``FAKE_STATUS_OPENAI`` and ``FAKE_LIMIT_OPENAI`` apply to both), another wire format."""
+
+    def prompt(self, body: JsonObject) -> str:
+        return last_user_text(body.get("messages"), "content", ("text",))
+
+    @staticmethod
+    def chat_usage(usage: Usage) -> JsonObject:
+        return {
+            "prompt_tokens": usage.prompt_total,
+            "completion_tokens": usage.output,
+            "total_tokens": usage.prompt_total + usage.output,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+
+    def has_tool_result(self, body: JsonObject) -> bool:
+        messages = body.get("messages")
+        return isinstance(messages, list) and any(
+            isinstance(m, dict) and m.get("role") == "tool" for m in messages
+        )
+
+    @staticmethod
+    def tool_calls(call: Call, tool: tuple[str, JsonObject]) -> list[JsonObject]:
+        function = {"name": tool[0], "arguments": json.dumps(tool[1])}
+        return [
+            {"index": 0, "id": f"call_fake_{call.serial}", "type": "function",
+             "function": function}
+        ]  # fmt: skip
+
+    def chunk(self, call: Call, delta: JsonObject, finish: str | None) -> JsonObject:
+        return {
+            "id": f"chatcmpl-fake-{call.serial}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": call.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    def answer(self, call: Call) -> Answer:
+        text = self.reply_text(call)
+        tool = self.tool_call(call)
+        headers = {"x-request-id": call.request_id}
+        usage = self.chat_usage(call.markers.usage)
+        if not call.stream:
+            message: JsonObject = {"role": "assistant", "content": text}
+            if tool is not None:
+                message = {"role": "assistant", "content": None,
+                           "tool_calls": self.tool_calls(call, tool)}  # fmt: skip
+            choice = {"index": 0, "message": message,
+                      "finish_reason": "stop" if tool is None else "tool_calls"}  # fmt: skip
+            payload = {"id": f"chatcmpl-fake-{call.serial}", "object": "chat.completion",
+                       "created": int(time.time()), "model": call.model,
+                       "choices": [choice], "usage": usage}  # fmt: skip
+            return json_answer(200, payload, headers)
+        chunks = [self.chunk(call, {"role": "assistant", "content": ""}, None)]
+        if tool is None:
+            chunks += [self.chunk(call, {"content": piece}, None) for piece in split_text(text)]
+            chunks.append(self.chunk(call, {}, "stop"))
+        else:
+            chunks += [self.chunk(call, {"tool_calls": self.tool_calls(call, tool)}, None),
+                       self.chunk(call, {}, "tool_calls")]  # fmt: skip
+        options = call.body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            chunks.append({**self.chunk(call, {}, None), "choices": [], "usage": usage})
+        frames = [sse_frame(chunk) for chunk in chunks]
+        return sse_answer([*frames, b"data: [DONE]\n\n"], headers)
+
+
 def fill_schema(schema: object) -> object:
     """A value that fits a (Gemini or JSON) schema; see the module docstring."""
     if not isinstance(schema, dict):
@@ -835,6 +915,7 @@ class Gemini(Provider):
 
 ANTHROPIC = Anthropic()
 OPENAI = OpenAIResponses()
+OPENAI_CHAT = OpenAIChat()
 GEMINI = Gemini()
 
 _GEMINI_PATH = re.compile(
@@ -855,6 +936,8 @@ def route(path: str) -> Route | None:
         return Route(ANTHROPIC)
     if path == "/v1/responses":
         return Route(OPENAI)
+    if path in ("/v1/chat/completions", "/chat/completions"):
+        return Route(OPENAI_CHAT)
     match = _GEMINI_PATH.match(path)
     if match:
         return Route(GEMINI, match["model"], match["method"] == "streamGenerateContent")

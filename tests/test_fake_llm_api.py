@@ -271,6 +271,93 @@ def test_openai_plain_string_input(api: FakeLLMAPI) -> None:
     assert reply.json()["output"][0]["content"][0]["text"] == "plain"
 
 
+# --------------------------------------------------------------------------- Chat Completions
+
+
+def chat_body(prompt: str, *, stream: bool = True, usage: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "chat-x",
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": "system FAKE_REPLY=from-system"},
+            {"role": "user", "content": "earlier FAKE_REPLY=from-history"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": prompt}]},
+        ],
+    }
+    if usage:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def chat_chunks(reply: Reply) -> tuple[list[Any], str]:
+    """The JSON chunks of a Chat Completions stream, and its last frame's data."""
+    datas = [f.removeprefix("data: ") for f in reply.body.decode().split("\n\n") if f]
+    return [json.loads(d) for d in datas[:-1]], datas[-1]
+
+
+def test_chat_completions_stream_with_usage(api: FakeLLMAPI) -> None:
+    reply = post(api, "/v1/chat/completions", chat_body(PROMPT))
+
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    chunks, last = chat_chunks(reply)
+    assert last == "[DONE]"
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert {c["model"] for c in chunks} == {"chat-x"}
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert "".join(d.get("content", "") for d in deltas) == "pong"
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": 1234 + 7 + 8,
+        "completion_tokens": 56,
+        "total_tokens": 1234 + 7 + 8 + 56,
+        "prompt_tokens_details": {"cached_tokens": 7},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+    (recorded,) = api.requests
+    assert (recorded.provider, recorded.path, recorded.stream) == (
+        "openai", "/v1/chat/completions", True)  # fmt: skip
+    assert "from-system" not in recorded.prompt and "from-history" not in recorded.prompt
+
+
+def test_chat_completions_stream_without_usage_and_json(api: FakeLLMAPI) -> None:
+    chunks, _ = chat_chunks(post(api, "/v1/chat/completions", chat_body("hi", usage=False)))
+    assert all("usage" not in c for c in chunks)
+
+    reply = post(api, "/chat/completions", chat_body("FAKE_REPLY=whole", stream=False))
+    answer = reply.json()
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": "whole"}
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert answer["usage"]["prompt_tokens"] == 100 and answer["usage"]["completion_tokens"] == 20
+
+
+def test_chat_completions_tool_call_then_answer(api: FakeLLMAPI) -> None:
+    prompt = 'FAKE_REPLY=done FAKE_TOOL=read:{"path":"a.txt"}'
+    chunks, _ = chat_chunks(post(api, "/v1/chat/completions", chat_body(prompt)))
+    calls = [c["choices"][0]["delta"]["tool_calls"] for c in chunks if c["choices"]
+             and "tool_calls" in c["choices"][0]["delta"]]  # fmt: skip
+    assert calls[0][0]["function"] == {"name": "read", "arguments": '{"path": "a.txt"}'}
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "tool_calls"
+    body = chat_body(prompt)
+    body["messages"].append({"role": "tool", "tool_call_id": "call_fake_1", "content": "x"})
+    chunks, _ = chat_chunks(post(api, "/v1/chat/completions", body))
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == (
+        "done")  # fmt: skip
+
+
+@pytest.mark.parametrize("marker", ["FAKE_STATUS=429", "FAKE_STATUS_OPENAI=429"])
+def test_chat_completions_errors_are_openai_errors(api: FakeLLMAPI, marker: str) -> None:
+    reply = post(api, "/v1/chat/completions", chat_body(f"{marker} FAKE_RETRY_AFTER=2"))
+
+    assert reply.status == 429 and reply.headers["retry-after"] == "2"
+    error_body_shape("openai", 429, reply.json())
+    assert post(api, "/v1/messages", anthropic_body(marker)).status == (
+        429 if marker == "FAKE_STATUS=429" else 200)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- Gemini
 
 
