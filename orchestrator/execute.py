@@ -15,15 +15,9 @@ import anyio
 
 from orchestrator import observers
 from orchestrator.adapters.base import FALLBACK_KINDS, ErrorKind, ParsedOutput, ToolFailure
-from orchestrator.attempt import (
-    NEEDS_JUSTIFICATION,
-    WHY_HINT,
-    record_attempt,
-    reserve,
-    run_attempt,
-    weigh_justification,
-)
-from orchestrator.attempt import forced_past as forced_past  # exec's (submit.py) import
+from orchestrator.admission import NEEDS_JUSTIFICATION, WHY_HINT, reserve, weigh_justification
+from orchestrator.admission import forced_past as forced_past  # exec's (foreground) import
+from orchestrator.attempt import record_attempt, run_attempt
 from orchestrator.chainrun import ChainRun, finish, skipped, spent, succeed
 from orchestrator.engine import Engine, iso, now_utc
 from orchestrator.isolation.session import run_isolated

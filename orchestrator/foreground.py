@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from orchestrator.attempt import NEEDS_JUSTIFICATION
+from orchestrator.admission import NEEDS_JUSTIFICATION
 from orchestrator.engine import Engine, now_utc
 from orchestrator.errors import TaskRejected, TelemetryUnusable, UsageError
 from orchestrator.execute import execute, forced_past

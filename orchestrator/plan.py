@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator import workflow
 from orchestrator.adapters.base import RunContext
-from orchestrator.attempt import weigh_justification
+from orchestrator.admission import weigh_justification
 from orchestrator.engine import Engine
 from orchestrator.errors import TaskRejected
 from orchestrator.policy import estimate_tokens

@@ -10,7 +10,7 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from orchestrator.attempt import weigh_justification
+from orchestrator.admission import weigh_justification
 from orchestrator.config import Config, parse_duration, split_target, suggest
 from orchestrator.engine import Engine
 from orchestrator.errors import TaskRejected, UsageError
