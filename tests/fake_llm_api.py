@@ -96,6 +96,12 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
 ``FAKE_LIMIT_<PROVIDER>=<name>:<seconds>``
     Like ``FAKE_LIMIT``, for one provider's API only (``ANTHROPIC``, ``OPENAI``,
     ``GEMINI``); it wins over ``FAKE_LIMIT`` for that provider.
+``FAKE_CACHE``
+    Report the usage as measured instead of ``FAKE_USAGE``: the request's tools, system
+    prompt and conversation at about 4 characters a token, of which the longest prefix an
+    earlier request (to this server) sent is reported as read from the cache, as a
+    provider's prompt cache would serve a repeated prefix; the output is the answer's
+    length. For comparing a resumed conversation with one sent whole each turn.
 ``FAKE_DELAY=<seconds>``
     Sleep that long (a decimal number) before answering, errors included (for timeout tests).
     ``FakeLLMAPI.stop()`` cuts the sleep short.
@@ -134,12 +140,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -216,6 +223,15 @@ _RETRY_AFTER_RE = re.compile(r"FAKE_RETRY_AFTER=(\d+)")
 _DELAY_RE = re.compile(r"FAKE_DELAY=(\d+(?:\.\d+)?)")
 _DELAY_AFTER_TOOL_RE = re.compile(r"FAKE_DELAY_AFTER_TOOL=(\d+(?:\.\d+)?)")
 _TOOL_RE = re.compile(r"FAKE_TOOL=([\w.-]+):(\{\S*\})")
+FAKE_CACHE = "FAKE_CACHE"
+common = os.path.commonprefix  # character by character, as wanted here
+# The order a provider's cache reads a request in (tools, then the system prompt, then the
+# conversation): the prefix an earlier request shares is counted in this order.
+CACHE_ORDER = {
+    "anthropic": ("tools", "system", "messages"),
+    "openai": ("tools", "instructions", "input", "messages"),
+    "gemini": ("tools", "systemInstruction", "contents"),
+}
 _LIMIT_RE = re.compile(r"FAKE_LIMIT=([\w.-]+):(\d+)")
 _PROVIDER_LIMIT_RE = re.compile(r"FAKE_LIMIT_(ANTHROPIC|OPENAI|GEMINI)=([\w.-]+):(\d+)")
 
@@ -1040,6 +1056,7 @@ class FakeLLMAPI:
         self._arrivals: list[tuple[str, str]] = []
         self._counter = 0
         self._windows: dict[tuple[str, str], float] = {}  # (provider, name) -> reopens at
+        self._seen: list[str] = []  # FAKE_CACHE: what earlier requests sent, for their prefixes
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -1194,15 +1211,30 @@ class FakeLLMAPI:
     def _call(self, found: Route, body: JsonObject, query: str) -> Call:
         provider = found.provider
         prompt = provider.prompt(body)
+        markers = parse_markers(prompt)
+        if FAKE_CACHE in prompt:
+            markers = replace(markers, usage=self._measured(provider.name, body, markers))
         return Call(
             model=found.model or provider.model(body),
             prompt=prompt,
             stream=provider.stream(body) if found.stream is None else found.stream,
             body=body,
             query={name: values[0] for name, values in parse_qs(query).items()},
-            markers=parse_markers(prompt),
+            markers=markers,
             serial=self._next_serial(),
         )
+
+    def _measured(self, provider: str, body: JsonObject, markers: Markers) -> Usage:
+        """FAKE_CACHE: the usage of this request as measured (about 4 characters a token),
+        with the longest prefix an earlier request sent read from the cache."""
+        order = CACHE_ORDER.get(provider, tuple(body))
+        text = json.dumps([body.get(key) for key in order])
+        with self._lock:
+            shared = max((len(common([text, seen])) for seen in self._seen), default=0)
+            self._seen.append(text)
+        total, cached = math.ceil(len(text) / 4), shared // 4
+        answer = markers.reply or "Hello from the fake API."
+        return Usage(input=total - cached, output=math.ceil(len(answer) / 4), cache_read=cached)
 
     def _reject(
         self, handler: _Handler, body: object, provider: str, status: HTTPStatus, message: str

@@ -768,3 +768,18 @@ def test_gemini_reports_http_429(run_cli: Callable[..., CliRun]) -> None:
     assert run.result.stdout == ""
     assert last_json_object(run.result.stderr)["error"]["code"] == 429
     assert only_request(run, "gemini").status == 429
+
+
+def test_fake_cache_reads_the_prefix_an_earlier_request_sent() -> None:
+    """FAKE_CACHE: the usage is measured, and a conversation's earlier part, sent again,
+    is read from the cache."""
+    first = {"role": "user", "content": "FAKE_CACHE FAKE_REPLY=ok " + "x" * 4000}
+    with FakeLLMAPI() as api:
+        one = post(api, "/v1/messages", {"model": "m", "messages": [first]}).json()
+        again = [first, {"role": "assistant", "content": "ok"},
+                 {"role": "user", "content": "FAKE_CACHE now more"}]  # fmt: skip
+        two = post(api, "/v1/messages", {"model": "m", "messages": again}).json()
+    assert one["usage"]["cache_read_input_tokens"] == 0
+    assert one["usage"]["input_tokens"] > 1000
+    assert two["usage"]["cache_read_input_tokens"] > 1000  # the first message, again
+    assert two["usage"]["input_tokens"] < 100  # only what is new
