@@ -98,10 +98,11 @@ more than once, the first occurrence wins. Parallel tests can thus share one ser
     ``GEMINI``); it wins over ``FAKE_LIMIT`` for that provider.
 ``FAKE_CACHE``
     Report the usage as measured instead of ``FAKE_USAGE``: the request's tools, system
-    prompt and conversation at about 4 characters a token, of which the longest prefix an
-    earlier request (to this server) sent is reported as read from the cache, as a
-    provider's prompt cache would serve a repeated prefix; the output is the answer's
-    length. For comparing a resumed conversation with one sent whole each turn.
+    prompt and conversation at about 4 characters a token, of which the leading blocks an
+    earlier request (to this server) sent alike (the tools, the system prompt, then whole
+    messages) are reported as read from the cache, as a provider's prompt cache serves a
+    repeated prefix up to its breakpoints; the output is the answer's length. For comparing
+    a resumed conversation with one sent whole each turn.
 ``FAKE_DELAY=<seconds>``
     Sleep that long (a decimal number) before answering, errors included (for timeout tests).
     ``FakeLLMAPI.stop()`` cuts the sleep short.
@@ -140,7 +141,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import signal
 import sys
@@ -224,12 +224,11 @@ _DELAY_RE = re.compile(r"FAKE_DELAY=(\d+(?:\.\d+)?)")
 _DELAY_AFTER_TOOL_RE = re.compile(r"FAKE_DELAY_AFTER_TOOL=(\d+(?:\.\d+)?)")
 _TOOL_RE = re.compile(r"FAKE_TOOL=([\w.-]+):(\{\S*\})")
 FAKE_CACHE = "FAKE_CACHE"
-common = os.path.commonprefix  # character by character, as wanted here
 # The order a provider's cache reads a request in (tools, then the system prompt, then the
 # conversation): the prefix an earlier request shares is counted in this order.
 CACHE_ORDER = {
     "anthropic": ("tools", "system", "messages"),
-    "openai": ("tools", "instructions", "input", "messages"),
+    "openai": ("tools", "instructions", "input"),
     "gemini": ("tools", "systemInstruction", "contents"),
 }
 _LIMIT_RE = re.compile(r"FAKE_LIMIT=([\w.-]+):(\d+)")
@@ -245,6 +244,16 @@ def _tool_marker(text: str) -> tuple[str, JsonObject] | None:
     except ValueError:
         return None
     return (match.group(1), arguments) if isinstance(arguments, dict) else None
+
+
+def _leading(blocks: list[str], earlier: list[str]) -> int:
+    """The characters of the leading blocks `earlier` has alike."""
+    shared = 0
+    for mine, theirs in zip(blocks, earlier, strict=False):
+        if mine != theirs:
+            break
+        shared += len(mine)
+    return shared
 
 
 def parse_markers(text: str) -> Markers:
@@ -1056,7 +1065,7 @@ class FakeLLMAPI:
         self._arrivals: list[tuple[str, str]] = []
         self._counter = 0
         self._windows: dict[tuple[str, str], float] = {}  # (provider, name) -> reopens at
-        self._seen: list[str] = []  # FAKE_CACHE: what earlier requests sent, for their prefixes
+        self._seen: list[list[str]] = []  # FAKE_CACHE: earlier requests' blocks
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -1226,13 +1235,16 @@ class FakeLLMAPI:
 
     def _measured(self, provider: str, body: JsonObject, markers: Markers) -> Usage:
         """FAKE_CACHE: the usage of this request as measured (about 4 characters a token),
-        with the longest prefix an earlier request sent read from the cache."""
-        order = CACHE_ORDER.get(provider, tuple(body))
-        text = json.dumps([body.get(key) for key in order])
+        of which the leading blocks an earlier request sent alike (its tools, its system
+        prompt, then each message of the conversation, whole) are read from the cache."""
+        *fixed, conversation = CACHE_ORDER.get(provider, ("tools", "system", "messages"))
+        turns = body.get(conversation)
+        blocks = [json.dumps(body.get(key)) for key in fixed]
+        blocks += [json.dumps(turn) for turn in (turns if isinstance(turns, list) else [turns])]
         with self._lock:
-            shared = max((len(common([text, seen])) for seen in self._seen), default=0)
-            self._seen.append(text)
-        total, cached = math.ceil(len(text) / 4), shared // 4
+            shared = max((_leading(blocks, seen) for seen in self._seen), default=0)
+            self._seen.append(blocks)
+        total, cached = math.ceil(sum(map(len, blocks)) / 4), shared // 4
         answer = markers.reply or "Hello from the fake API."
         return Usage(input=total - cached, output=math.ceil(len(answer) / 4), cache_read=cached)
 

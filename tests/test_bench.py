@@ -28,6 +28,7 @@ FIGURES = {
     "memory": (("idle", "after_tasks", "growth"), ("idle", "after_tasks", "growth")),
     "real_tool": (("direct", "daemon", "added"), ("added",)),
     "scale_out": (("local", "dask_overhead", "slow_local", "slow_two_workers"), ("dask_overhead",)),
+    "sessions": (("fresh_cost", "resumed_cost"), ()),
 }
 
 
@@ -39,7 +40,7 @@ def run_bench(module: str, tmp_path: Path, *args: str) -> str:
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",  # the benchmarks' own processes use their own cache
     }
-    if module == "bench.real_tool":  # the installed CLIs (not a new install in this HOME)
+    if module in ("bench.real_tool", "bench.sessions"):  # the installed CLIs, not a new install
         env[realcli.CLI_BIN_ENV] = str(realcli.cli_bin_dir())
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
