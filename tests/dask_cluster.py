@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -18,19 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.conftest import cli_env, wait_for
+from tests.test_real_clis import closed_port as free_port  # free now: nothing listens
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DASK = Path(sys.executable).parent / "dask"
 _ADDRESS = re.compile(r"Start worker at:\s+(tcp://\S+)")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass
