@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.conftest import cli_env, wait_for
-from tests.test_real_clis import closed_port as free_port  # free now: nothing listens
+from tests.test_real_clis import closed_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DASK = Path(sys.executable).parent / "dask"
+free_port = closed_port  # nothing listens there: free for a scheduler to take
 _ADDRESS = re.compile(r"Start worker at:\s+(tcp://\S+)")
 
 
