@@ -1,5 +1,8 @@
 """Record what the pinned claude, codex and gemini CLIs print against the fake LLM API, for
-the parser tests (tests/test_adapter_parsers.py), into ``tests/samples/``.
+the parser tests (tests/test_adapter_parsers.py), into ``tests/samples/``; and the CLIs of
+the adapter plugins (opencode, Qwen Code: :data:`PLUGIN_CASES`, run as their adapters set
+them up) into ``tests/samples/plugins/``, with an index of their own
+(tests/test_plugin_parsers.py).
 
 Run it as ``scripts/capture-samples`` (or ``python -m tests.capture_samples [--only NAME]
 [--jobs N] [--out DIR]``). It needs only what ``scripts/test`` installs: the CLIs of
@@ -250,6 +253,29 @@ GEMINI_CASES = [
 ]  # fmt: skip
 
 CASES: dict[str, Case] = {case.name: case for case in (*CLAUDE_CASES, *CODEX_CASES, *GEMINI_CASES)}
+
+# The CLIs of the adapter plugins (plugins/), recorded into tests/samples/plugins/ with an
+# index of their own. opencode cannot turn its own retries off: a 5xx or an unreachable API
+# keeps it retrying in silence, so those cases end at PLUGIN_TIMEOUT_S ("timeout").
+PLUGINS_FOLDER = "plugins"
+PLUGIN_TIMEOUT_S = 60.0
+OPENCODE_MODEL, QWEN_MODEL = "oc-model", "qwen-model"
+OPENCODE_RUN = ("run", "--format", "json", "-m", f"orchestrator/{OPENCODE_MODEL}")
+QWEN_STREAM = ("-o", "stream-json", "-m", QWEN_MODEL)
+PLUGIN_CASES: dict[str, Case] = {case.name: case for case in [
+    Case("opencode-json", "opencode", OPENCODE_RUN),
+    Case("opencode-json-stdin", "opencode", OPENCODE_RUN, stdin=True),
+    Case("opencode-json-no-title", "opencode", OPENCODE_RUN),
+    *_failures("opencode-json", "opencode", OPENCODE_RUN, timeout=PLUGIN_TIMEOUT_S),
+    Case("opencode-json-tool", "opencode", OPENCODE_RUN, stdin=True,  # an argv prompt
+         tool=("read", '{"filePath":"' + WORK + '/notes.txt"}')),  # is sent JSON-quoted
+    Case("qwen-stream-json", "qwen", QWEN_STREAM),
+    Case("qwen-stream-json-stdin", "qwen", QWEN_STREAM, stdin=True),
+    Case("qwen-json", "qwen", ("-o", "json", "-m", QWEN_MODEL)),
+    *_failures("qwen-stream-json", "qwen", QWEN_STREAM, timeout=PLUGIN_TIMEOUT_S),
+    Case("qwen-stream-json-tool", "qwen", QWEN_STREAM,
+         tool=("read_file", '{"file_path":"' + WORK + '/notes.txt"}')),
+]}  # fmt: skip
 HELP: dict[str, tuple[str, ...]] = {
     "claude-help.txt": ("claude", "--help"),
     "codex-help.txt": ("codex", "--help"),
@@ -363,7 +389,30 @@ def build_argv(case: Case, base_url: str, last_message: Path, work: Path) -> lis
                 *provider, *tail]  # fmt: skip
     if case.cli == "gemini" and case.stdin:
         return ["gemini", *case.args]  # headless because stdin is not a terminal
+    if case.cli == "opencode":  # --title: no second call to name the session
+        title = [] if case.name.endswith("-no-title") else ["--title", case.name]
+        return ["opencode", *case.args, *title, *prompt]
+    if case.cli == "qwen":
+        auth = ["--auth-type", "openai", "--openai-base-url", f"{base_url}/v1"]
+        return ["qwen", *auth, *case.args, *prompt]
     return [case.cli, "-p", *prompt, *case.args]  # claude -p reads stdin without a prompt
+
+
+def plugin_env(case: Case, base_url: str, folder: Path) -> dict[str, str]:
+    """What the plugins' adapters set for a run (their own provider config and settings)."""
+    if case.cli == "opencode":
+        from orchestrator_opencode import provider_config
+
+        config = provider_config(f"{base_url}/v1", OPENCODE_MODEL)
+        return {"OPENCODE_CONFIG_CONTENT": config, "OPENCODE_DISABLE_AUTOUPDATE": "1",
+                "OPENCODE_DISABLE_MODELS_FETCH": "1"}  # fmt: skip
+    if case.cli == "qwen":
+        from orchestrator_qwen import SETTINGS
+
+        settings = folder / "qwen-settings.json"
+        settings.write_text(json.dumps(SETTINGS))
+        return {"QWEN_CODE_SYSTEM_SETTINGS_PATH": str(settings)}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -394,6 +443,7 @@ def capture(case: Case, root: Path) -> Captured:
             del env["ANTHROPIC_API_KEY"]
             env["CLAUDE_CODE_OAUTH_TOKEN"] = SUBSCRIPTION_TOKEN
         write_gemini_settings(home, case.default_retries)
+        env.update(plugin_env(case, base_url, folder))
         last_message = folder / "last-message.txt"
         argv = build_argv(case, base_url, last_message, work)
         program = [str(realcli.cli_path(argv[0])), *argv[1:]]
@@ -481,20 +531,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=6, help="CLIs run at once (default 6)")
     parser.add_argument("--only", action="append", default=[], help="record only these cases")
     args = parser.parse_args(argv)
-    unknown = set(args.only) - set(CASES)
+    every = {**CASES, **PLUGIN_CASES}
+    unknown = set(args.only) - set(every)
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
-    chosen = [CASES[name] for name in args.only] or list(CASES.values())
+    chosen = [every[name] for name in args.only] or list(every.values())
     # the slowest first, so they overlap with the many quick ones
     chosen.sort(key=lambda case: -case.timeout)
     out: Path = args.out
     (out / "help").mkdir(parents=True, exist_ok=True)
-    index_path = out / INDEX
-    index = json.loads(index_path.read_text()) if args.only and index_path.exists() else {}
+    (out / PLUGINS_FOLDER).mkdir(exist_ok=True)
+    indexes = {
+        folder: _index(folder / INDEX, bool(args.only)) for folder in (out, out / PLUGINS_FOLDER)
+    }
     with tempfile.TemporaryDirectory(prefix="capture-samples-") as tmp:
         root = Path(tmp)
         env = realcli.isolated_env(root / "help-home", "http://127.0.0.1:9")
-        versions = {cli: cli_version(cli, env, root) for cli in realcli.CLI_NAMES}
+        versions = {cli: cli_version(cli, env, root) for cli in {c.cli for c in chosen}}
         if not args.only:
             for name, help_argv in HELP.items():
                 result = run([str(realcli.cli_path(help_argv[0])), *help_argv[1:]], env, root,
@@ -504,17 +557,26 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for captured in pool.map(lambda case: capture(case, root), chosen):
                 case, repl = captured.case, captured.replacements
-                (out / f"{case.name}.stdout.txt").write_bytes(normalise(captured.run.stdout, repl))
-                (out / f"{case.name}.stderr.txt").write_bytes(normalise(captured.run.stderr, repl))
+                folder = out / PLUGINS_FOLDER if case.name in PLUGIN_CASES else out
+                index = indexes[folder]
+                stdout, stderr = captured.run.stdout, captured.run.stderr
+                (folder / f"{case.name}.stdout.txt").write_bytes(normalise(stdout, repl))
+                (folder / f"{case.name}.stderr.txt").write_bytes(normalise(stderr, repl))
                 if captured.last_message is not None:
-                    path = out / f"{case.name}.last-message.txt"
+                    path = folder / f"{case.name}.last-message.txt"
                     path.write_bytes(captured.last_message)
                 index[case.name] = index_entry(captured, versions[case.cli])
                 print(f"{time.monotonic() - started:6.1f}s {case.name}: exit "
                       f"{index[case.name]['exit_code']}", file=sys.stderr, flush=True)  # fmt: skip
-    ordered = {name: index[name] for name in sorted(index)}
-    index_path.write_text(json.dumps(ordered, indent=1) + "\n")
+    for folder, index in indexes.items():
+        ordered = {name: index[name] for name in sorted(index)}
+        (folder / INDEX).write_text(json.dumps(ordered, indent=1) + "\n")
     return 0
+
+
+def _index(path: Path, keep: bool) -> dict[str, Any]:
+    """The index at `path` when only some cases are recorded again, else a new one."""
+    return json.loads(path.read_text()) if keep and path.exists() else {}
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 KEY_ENV = "OPENAI_API_KEY"
 PROVIDER_ID = "orchestrator"  # the provider made for tools.<name>.base_url
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _CONNECTION = re.compile(r"ECONNREFUSED|Unable to connect|fetch failed|ENOTFOUND|socket", re.I)
-HINTS = {
+HINTS: dict[ErrorKind | str, str] = {
     ErrorKind.RATE_LIMIT: "the provider is limiting this key; the next tool in the chain is tried",
     ErrorKind.OVERLOADED: "the provider is overloaded; the next tool in the chain is tried",
     ErrorKind.SERVER: "a server-side error, usually temporary; the next tool is tried",
@@ -29,6 +30,8 @@ HINTS = {
     "(with base_url a bare name, else provider/model)",
     ErrorKind.CLI_USAGE: "opencode refused its command line: check extra_args in config/tools.yaml",
     ErrorKind.BAD_OUTPUT: "opencode did not print its JSON events: check its version",
+    "tool": "opencode refuses, when run headless, the tool calls its permission config does "
+    "not allow (files outside the workspace, ...): allow them in opencode's config",
 }
 
 
@@ -96,6 +99,8 @@ class OpencodeStream:
         self.cost = 0.0
         self.error: dict[str, Any] | None = None
         self.events = 0
+        self.reason: str | None = None  # the last step_finish's: "stop", "tool-calls", ...
+        self.refused: str | None = None  # the last tool call's error
 
     def feed(self, line: bytes) -> list[Event]:
         try:
@@ -124,12 +129,15 @@ class OpencodeStream:
         if kind == "tool_use":
             state = _dict(part.get("state"))
             name = str(part.get("tool"))
-            events = [Event(Kind.TOOL, name=name, target=target_of(state.get("input")))]
+            events = [Event(Kind.TOOL, name=name, target=target_of(_snake(state.get("input"))))]
             if state.get("status") in ("completed", "error"):
                 events.append(Event(Kind.TOOL_DONE, name=name, ok=state["status"] == "completed"))
+            if state.get("status") == "error":
+                self.refused = f"{name}: {state.get('error')}"
             return events
         if kind == "step_finish":
             self.finished += 1
+            self.reason = str(part.get("reason"))
             self._count(part)
             return [Event(Kind.USAGE, usage=self._usage())]
         if kind == "error":
@@ -162,6 +170,10 @@ class OpencodeStream:
             failure = classify(self.error)
         elif not self.finished:
             failure = _no_answer(stderr, exit_code, self.events)
+        elif self.reason == "tool-calls":  # it stopped at a tool call (a refused permission)
+            said = f": {self.refused}"[:400] if self.refused else ""
+            text = f"opencode stopped after a tool call, without an answer{said}"
+            failure = ToolFailure(ErrorKind.EXIT, text, HINTS["tool"])
         else:
             return ParsedOutput(
                 "".join(self.answer), reached.usage, reached.cost_usd, self.model, self.session
@@ -169,6 +181,11 @@ class OpencodeStream:
         return ParsedOutput(
             None, reached.usage, reached.cost_usd, self.model, self.session, failure
         )
+
+
+def _snake(arguments: object) -> dict[str, Any]:
+    """A tool call's arguments with snake_case names (opencode's are camelCase: filePath)."""
+    return {_CAMEL.sub(r"_\1", k).lower(): v for k, v in _dict(arguments).items()}
 
 
 def _dict(value: object) -> dict[str, Any]:

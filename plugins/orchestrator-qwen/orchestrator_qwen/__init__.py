@@ -99,11 +99,13 @@ class QwenStream:
 
     def feed(self, line: bytes) -> list[Event]:
         try:
-            obj = json.loads(line)
+            value = json.loads(line)
         except ValueError:
             return []
-        if not isinstance(obj, dict):
-            return []
+        found = value if isinstance(value, list) else [value]  # `-o json`: one array
+        return [e for obj in found if isinstance(obj, dict) for e in self._take(obj)]
+
+    def _take(self, obj: dict[str, Any]) -> list[Event]:
         self.messages += 1
         kind, message = obj.get("type"), _dict(obj.get("message"))
         if kind == "system" and obj.get("subtype") == "init":
