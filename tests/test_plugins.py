@@ -161,3 +161,34 @@ def test_a_broken_plugin_is_reported_and_the_others_keep_working(tmp_path: Path)
     assert doctor.returncode == 1
     assert f"!! cracked: orchestrator-cracked 2.0.0\n     {why}" in doctor.stdout, doctor.stdout
     assert "ok shout: orchestrator-shout 0.3.1" in doctor.stdout
+
+
+MINIMAL = """
+from orchestrator.adapters.base import Invocation, ParsedOutput
+
+
+class Echo:  # registered as a class: instantiated with no arguments
+    def build(self, tool, model, prompt, ctx):
+        return Invocation(argv=[tool.binary], stdin=prompt.encode())
+
+    def parse(self, tool, model, stdout, stderr, exit_code):
+        return ParsedOutput(text=stdout.decode().strip(), model=model)
+
+
+ADAPTER = Echo
+"""
+
+
+def test_a_plugin_with_only_build_and_parse_runs(tmp_path: Path) -> None:
+    """stream, watch_line and enforces_budget are optional: the defaults stand in."""
+    root, env = with_plugins(tmp_path)
+    install(tmp_path / "site", "orchestrator-echo", "1.0", "orchestrator_echo", MINIMAL, "echo")
+    files = base_config()
+    files["tools.yaml"]["tools"]["parrot"] = {"adapter": "echo", "binary": "cat", "models": ["m"]}
+    files["agents.yaml"]["agents"]["parroting"] = {"preferred_tool": "parrot"}
+    write_config(root, files)
+    drop_task(root, "said.yaml", {"agent": "parroting", "prompt": "say it back"})
+    ran = orchestrator(root, "run", "--once", env=env)
+    assert ran.returncode == 0, ran.stderr
+    got = result(root, "said")
+    assert (got["status"], got["tool"], got["output"]) == ("succeeded", "parrot", "say it back")
