@@ -6,6 +6,7 @@ skip, when they cannot be installed."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -125,3 +126,23 @@ def test_a_429_on_opencode_falls_back_to_claude(tmp_path: Path, api: FakeLLMAPI)
     assert "HTTP 429" in first["error"]["message"]
     statuses = [(r.provider, r.status) for r in api.requests if tag in r.prompt]
     assert ("openai", 429) in statuses and statuses[-1] == ("anthropic", 200)
+
+
+@pytest.mark.real_cli
+@pytest.mark.parametrize("tool", [OPENCODE, QWEN])
+def test_a_session_resumes_the_plugin_clis_own_conversation(
+    tmp_path: Path, api: FakeLLMAPI, tool: str
+) -> None:
+    root, env = workspace(tmp_path, api)
+    tag = uuid.uuid4().hex[:12]
+    for name, reply in (("one", "first-answer"), ("two", "second-answer")):
+        prompt = f"e2e {tag} {name}: FAKE_REPLY={reply} {USAGE_MARKER}"
+        drop_task(root, f"{name}.yaml", {"agent": f"via-{tool}", "session": "talk",
+                                         "prompt": prompt})  # fmt: skip
+        assert orchestrator(root, "run", "--once", env=env, timeout=150).returncode == 0
+    first, second = result(root, "one"), result(root, "two")
+    assert (first["status"], second["status"]) == ("succeeded", "succeeded"), second
+    calls = [r for r in api.requests if tag in r.prompt]
+    assert len(calls) == 2  # one model call a turn
+    assert "first-answer" in json.dumps(calls[-1].body)  # the first turn, from the CLI's history
+    assert second["usage"] == first["usage"]  # the turn's own (qwen reports the session's)

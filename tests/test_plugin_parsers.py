@@ -6,6 +6,7 @@ calls it answered, never from the sample's own output."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,12 @@ def test_qwen_build() -> None:
     assert settings["model"]["generationConfig"]["maxRetries"] == 0
     plain = adapter.build(tool("qwen"), None, "hello", CTX)
     assert plain.argv == ["qwen", "-o", "stream-json"]
+
+
+def test_a_later_session_turn_resumes_the_clis_own_session() -> None:
+    later = dataclasses.replace(CTX, resume="ses-1")
+    opencode = get_adapter("opencode").build(tool("opencode"), None, "p", later)
+    assert opencode.argv[-2:] == ["--session", "ses-1"]
+    qwen = get_adapter("qwen-code").build(tool("qwen"), None, "p", later)
+    assert qwen.argv[-2:] == ["--resume", "ses-1"]
+    assert getattr(get_adapter("qwen-code"), "session_usage", None) == "cumulative"

@@ -61,6 +61,8 @@ class OpencodeAdapter:
             env["OPENCODE_DISABLE_MODELS_FETCH"] = "1"
         if model:
             argv += ["-m", f"{PROVIDER_ID}/{model}" if tool.base_url else model]
+        if ctx.resume:  # a session's later turn: the history comes from opencode's own store
+            argv += ["--session", ctx.resume]
         return Invocation(argv=[*argv, *tool.extra_args], stdin=prompt.encode(), env=env)
 
     def parse(

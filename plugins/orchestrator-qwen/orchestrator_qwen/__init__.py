@@ -40,6 +40,9 @@ HINTS = {
 
 class QwenAdapter:
     enforces_budget = False
+    # Resumed (--resume), its result's usage is the session's running total: the
+    # orchestrator takes the earlier turns' off.
+    session_usage = "cumulative"
 
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext
@@ -53,6 +56,8 @@ class QwenAdapter:
             argv += ["--approval-mode", tool.approval_mode]
         if tool.max_turns:
             argv += ["--max-session-turns", str(tool.max_turns)]
+        if ctx.resume:  # a session's later turn: the history comes from qwen's own store
+            argv += ["--resume", ctx.resume]
         return Invocation(
             argv=[*argv, *tool.extra_args],
             stdin=prompt.encode(),
