@@ -200,7 +200,11 @@ def _check(name: str, tool: ToolConfig, root: Path) -> ToolCheck:
     path = shutil.which(resolve_binary(tool.binary, root))
     version = _version(path) if path else None
     if path is None:
-        hint = INSTALL_HINTS.get(tool.adapter, f"install {tool.binary} or fix its path")
+        hint = (
+            INSTALL_HINTS.get(tool.adapter)
+            or _install_hint(tool.adapter)
+            or (f"install {tool.binary} or fix its path")
+        )
     elif version is None:
         hint = f"{path} --version failed: is it the right program?"
     else:
@@ -219,6 +223,15 @@ class PluginCheck:
 
     plugin: Plugin
     error: str | None
+
+
+def _install_hint(name: str) -> str | None:
+    """A plugin's `install_hint` (how to install its CLI), when it loads and has one."""
+    try:
+        hint = getattr(load(name), "install_hint", None)
+    except PluginError:
+        return None
+    return hint if isinstance(hint, str) else None
 
 
 def _load_error(name: str) -> str | None:

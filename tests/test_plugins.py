@@ -192,3 +192,14 @@ def test_a_plugin_with_only_build_and_parse_runs(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     got = result(root, "said")
     assert (got["status"], got["tool"], got["output"]) == ("succeeded", "parrot", "say it back")
+
+
+def test_doctor_says_how_to_install_a_plugins_missing_cli(tmp_path: Path) -> None:
+    root, env = with_plugins(tmp_path)
+    files = base_config()
+    files["tools.yaml"]["tools"]["oc"] = {"adapter": "opencode", "binary": "no-such-opencode"}
+    write_config(root, files)
+    doctor = orchestrator(root, "doctor", env=env)
+    assert "!! oc [opencode]: no-such-opencode: not found\n     fix: npm i -g opencode-ai" in (
+        doctor.stdout
+    ), doctor.stdout

@@ -49,6 +49,7 @@ def provider_config(base_url: str, model: str | None) -> str:
 
 class OpencodeAdapter:
     enforces_budget = False
+    install_hint = "npm i -g opencode-ai"  # shown by `orchestrator doctor` when it is missing
 
     def build(
         self, tool: ToolConfig, model: str | None, prompt: str, ctx: RunContext

@@ -40,6 +40,9 @@ HINTS = {
 
 class QwenAdapter:
     enforces_budget = False
+    install_hint = (
+        "npm i -g @qwen-code/qwen-code"  # shown by `orchestrator doctor` when it is missing
+    )
     # Resumed (--resume), its result's usage is the session's running total: the
     # orchestrator takes the earlier turns' off.
     session_usage = "cumulative"
