@@ -39,6 +39,7 @@ SESSION_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or
 def valid_session(name: str) -> bool:
     return bool(SESSION.match(name))
 
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
