@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from orchestrator import sessions
-from orchestrator.adapters import get_adapter
+from orchestrator.adapters import Unloadable, get_adapter
 from orchestrator.adapters.base import (
     ErrorKind,
     ParsedOutput,
@@ -161,7 +161,10 @@ async def run_attempt(
             answer_file=invocation.answer_file,
             isolated=run.cwd is not None,
         )
-        failure = engine.executor.check(engine, request)
+        if isinstance(adapter, Unloadable):  # a plugin that cannot be loaded: run nothing
+            failure: ToolFailure | None = adapter.failure
+        else:
+            failure = engine.executor.check(engine, request)
         on_group, on_start = engine.on_group, None
         if on_group is not None:
             on_start = partial(_started_group, on_group, run_dir)

@@ -195,9 +195,9 @@ class WithDefaults:
 
 
 class Unloadable:
-    """Stands in for an adapter that cannot be loaded: each run starts no tool (only this
-    interpreter doing nothing, so the run goes the usual way) and fails as `missing_binary`
-    with the load error, which the next tool in the chain follows."""
+    """Stands in for an adapter that cannot be loaded: an attempt on its tool runs nothing
+    (attempt.py checks for it) and fails as `missing_binary` with the load error, which the
+    next tool in the chain follows."""
 
     enforces_budget = False
 
