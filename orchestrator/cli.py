@@ -30,6 +30,7 @@ from orchestrator.commands import (
     cmd_version,
     root_of,
 )
+from orchestrator.helptext import epilog
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -37,11 +38,19 @@ if TYPE_CHECKING:
 
 # --- parser ----------------------------------------------------------------------------
 
+# The examples at the foot of each --help keep their lines (orchestrator.helptext)
+_FORMAT = argparse.RawDescriptionHelpFormatter
+_MORE = "see `%(prog)s COMMAND --help` for its options and examples"
 
-def _parser() -> argparse.ArgumentParser:
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every command, its options, and examples at the foot of each
+    `--help` (orchestrator.helptext)."""
     parser = argparse.ArgumentParser(
         prog="orchestrator",
         description="Runs agent CLIs for the YAML task files dropped into work/inbox/.",
+        epilog=epilog(""),
+        formatter_class=_FORMAT,
     )
     parser.add_argument(
         "--root",
@@ -54,16 +63,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=_MORE)
     # --root is accepted after the command too (`orchestrator status --root W`)
     anywhere = argparse.ArgumentParser(add_help=False)
-    anywhere.add_argument("--root", default=argparse.SUPPRESS, help="the workspace (as above)")
-    anywhere.add_argument("--profile", default=argparse.SUPPRESS, help="policies profile")
+    anywhere.add_argument(
+        "--root", default=argparse.SUPPRESS, help="the workspace (env ORCHESTRATOR_ROOT; default .)"
+    )
+    anywhere.add_argument(
+        "--profile",
+        default=argparse.SUPPRESS,
+        help="the policies profile (env ORCHESTRATOR_PROFILE)",
+    )
 
     def add(
-        name: str, handler: Callable[[argparse.Namespace], int], text: str
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        text: str,
+        under: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
     ) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=text, description=text, parents=[anywhere])
+        words = name if under is sub else f"config {name}"  # the key of its examples
+        command = under.add_parser(
+            name,
+            help=text,
+            description=text,
+            parents=[anywhere],
+            epilog=epilog(words),
+            formatter_class=_FORMAT,
+        )
         command.set_defaults(handler=handler)
         return command
 
@@ -71,19 +97,31 @@ def _parser() -> argparse.ArgumentParser:
     init = add("init", cmd_init, "write a default config/ and create work/")
     init.add_argument("--force", action="store_true", help="overwrite existing config files")
 
-    config = sub.add_parser("config", help="check the configuration")
-    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    validate = config_sub.add_parser(
-        "validate",
-        parents=[anywhere],
-        help="validate the config (config/*.yaml over the user config folder); list files read",
+    config = sub.add_parser(
+        "config",
+        help="check the configuration",
+        description="check the configuration, or rewrite it in the native schema",
+        epilog=epilog("config"),
+        formatter_class=_FORMAT,
     )
-    validate.set_defaults(handler=cmd_config_validate)
-    migrate = config_sub.add_parser(
+    config_sub = config.add_subparsers(
+        dest="config_command",
+        metavar="ACTION",
+        required=True,
+        help=_MORE.replace("COMMAND", "ACTION"),
+    )
+    add(
+        "validate",
+        cmd_config_validate,
+        "validate the config (config/*.yaml over the user config folder); list files read",
+        under=config_sub,
+    )
+    migrate = add(
         "migrate",
-        parents=[anywhere],
-        help="rewrite config in the older LLM Service Layer schema in the native one "
+        cmd_config_migrate,
+        "rewrite config in the older LLM Service Layer schema in the native one "
         "(the originals are backed up)",
+        under=config_sub,
     )
     migrate.add_argument("--dry-run", action="store_true", help="print the new files only")
     migrate.set_defaults(handler=cmd_config_migrate)
@@ -91,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "run the daemon: watch the inbox and run its tasks")
     run.add_argument("--once", action="store_true", help="drain the inbox, then exit")
     run.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
-    run.add_argument("--concurrency", type=_positive_int, help="tasks at once (default 8)")
+    run.add_argument(
+        "--concurrency", type=_positive_int, metavar="N", help="tasks at once (default 8)"
+    )
     run.add_argument(
         "--poll",
         action="store_true",
@@ -100,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--grace",
         type=float,
+        metavar="SECONDS",
         default=30.0,
         help="seconds running tasks get to finish after SIGTERM (default 30)",
     )
@@ -111,9 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     cancel = add("cancel", cmd_cancel, "stop a queued or running task (result: cancelled)")
-    cancel.add_argument("id")
+    cancel.add_argument("id", help="the task's id (its file name without .yaml by default)")
     retry = add("retry", cmd_retry, "run a finished task again, keeping its earlier results")
-    retry.add_argument("id", nargs="?")
+    retry.add_argument("id", nargs="?", help="the finished task to run again (or --failed)")
     retry.add_argument("--failed", action="store_true", help="every failed task (see `failed`)")
     failed = add("failed", cmd_failed, "tasks that failed, timed out or were quarantined")
     for command in (retry, failed):
@@ -133,24 +174,31 @@ def _parser() -> argparse.ArgumentParser:
         cmd_logs,
         "a task's progress events: tool calls, text, usage, as they happen",
     )
-    logs.add_argument("id")
+    logs.add_argument("id", help="the task's id, running or finished")
     logs.add_argument("--follow", "-f", action="store_true", help="until the task ends")
     logs.add_argument("--json", action="store_true", help="the records as JSON lines")
     logs.add_argument("--interval", type=float, default=0.2, help=argparse.SUPPRESS)
 
     stats = add("stats", cmd_stats, "spend reports from the telemetry database")
     period = stats.add_mutually_exclusive_group()
-    for name in ("daily", "weekly", "monthly"):
-        period.add_argument(f"--{name}", dest="period", action="store_const", const=name)
+    for name, span in (("daily", "day (default)"), ("weekly", "week"), ("monthly", "month")):
+        period.add_argument(
+            f"--{name}", dest="period", action="store_const", const=name, help=f"a row per {span}"
+        )
     stats.set_defaults(period="daily")
-    stats.add_argument("--by", choices=["agent", "model", "tool"], default="model")
+    stats.add_argument(
+        "--by",
+        choices=["agent", "model", "tool"],
+        default="model",
+        help="the main table: a row per period and agent, model or tool (default model)",
+    )
     stats.add_argument("--since", metavar="DATE", help="first day (YYYY-MM-DD, budget zone)")
     stats.add_argument("--until", metavar="DATE", help="last day, included")
     for name in ("agent", "model", "tool"):
         stats.add_argument(f"--{name}", metavar="NAME", help=f"only the invocations of this {name}")
     fmt = stats.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="the main table as a list of rows")
-    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--csv", action="store_true", help="the main table as CSV")
     stats.add_argument(
         "--totals",
         action="store_true",
@@ -168,12 +216,14 @@ def _parser() -> argparse.ArgumentParser:
 
     submit = add("submit", cmd_submit, "write a task file into the inbox, print its id")
     _task_options(submit)
-    submit.add_argument("--task-type")
+    submit.add_argument(
+        "--task-type", metavar="TYPE", help="picks the agent's model for it (task_types:)"
+    )
     submit.add_argument(
         "--priority", help="critical, high, normal or low (any case; synonyms: urgent, p1, ...)"
     )
     submit.add_argument("--id", help="the task id (default: time, agent and a random suffix)")
-    submit.add_argument("--title")
+    submit.add_argument("--title", metavar="TEXT", help="a one-line summary (status, results)")
     submit.add_argument("--tool", metavar="NAME", help="run it with this tool (tools.yaml)")
     submit.add_argument("--model", metavar="NAME", help="run it with this model (or tool:model)")
     submit.add_argument("--timeout", metavar="DURATION", help="wall clock limit: 90s, 15m, 1h")
@@ -227,10 +277,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _task_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--agent", required=True)
+    command.add_argument("--agent", required=True, metavar="NAME", help="the agent (agents.yaml)")
     group = command.add_mutually_exclusive_group(required=True)
-    group.add_argument("--prompt")
-    group.add_argument("--prompt-file")
+    group.add_argument("--prompt", metavar="TEXT", help="what to do")
+    group.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE")
 
 
 def _positive_int(text: str) -> int:
@@ -248,7 +298,7 @@ def _port(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
         return cmd_version(args)
