@@ -1,6 +1,8 @@
 """A real headless Chromium for the dashboard's browser tests: Debian's `chromium` driven by
 its `chromedriver` through Selenium, with its own profile, HOME and TMPDIR, and no network
-but 127.0.0.1 (every other host name resolves to nothing). Missing Chromium is a failure
+but 127.0.0.1 (every other host name resolves to nothing). ORCHESTRATOR_CHROMIUM and
+ORCHESTRATOR_CHROMEDRIVER name other executables (CI's Chrome for Testing on GitHub's
+runners, which are not root and have no Debian chromium). Missing Chromium is a failure
 that says how to install it, never a skip."""
 
 from __future__ import annotations
@@ -22,10 +24,23 @@ if TYPE_CHECKING:
 
 SCREENSHOTS_ENV = "ORCHESTRATOR_SCREENSHOTS"  # =1: the screenshots also go to docs/dashboard/
 DOCS_SHOTS = REPO / "docs" / "dashboard"
+CHROMIUM_ENV, CHROMEDRIVER_ENV = "ORCHESTRATOR_CHROMIUM", "ORCHESTRATOR_CHROMEDRIVER"
 INSTALL = (
     "the dashboard's browser tests need Debian's chromium and chromedriver: run scripts/test "
-    "(it installs them as root), or `apt-get install chromium chromium-driver`"
+    "(it installs them as root), or `apt-get install chromium chromium-driver`, or name a "
+    f"Chrome or Chromium and its chromedriver in {CHROMIUM_ENV} and {CHROMEDRIVER_ENV}"
 )
+
+
+def executable(variable: str, command: str) -> str | None:
+    """The executable the environment variable names (it must be one), else `command` on
+    PATH, else None."""
+    named = os.environ.get(variable)
+    if not named:
+        return shutil.which(command)
+    if not os.access(named, os.X_OK) or not Path(named).is_file():
+        pytest.fail(f"{variable}={named} is not an executable file; {INSTALL}")
+    return named
 
 
 def chromium(tmp: Path) -> WebDriver:
@@ -33,7 +48,8 @@ def chromium(tmp: Path) -> WebDriver:
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    binary = executable(CHROMIUM_ENV, "chromium")
+    driver = executable(CHROMEDRIVER_ENV, "chromedriver")
     if binary is None or driver is None:
         pytest.fail(INSTALL)
     options = Options()
