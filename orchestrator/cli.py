@@ -356,7 +356,17 @@ def _report(exc: Exception, args: argparse.Namespace) -> int | None:
     if isinstance(error, OrchestratorError):
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if isinstance(error, ModuleNotFoundError) and error.name in POSIX_ONLY:
+        print(f"error: orchestrator {args.command} needs {error.name}, a module of POSIX "
+              "systems (Linux, macOS) that native Windows lacks: on Windows, run it inside "
+              "WSL (docs/platforms.md)", file=sys.stderr)  # fmt: skip
+        return 1
     return None
+
+
+# The standard modules that exist on Linux and macOS only. The daemon's file locks (fcntl),
+# process groups and signals have no native Windows counterpart: WSL is the way there.
+POSIX_ONLY = frozenset({"fcntl", "resource", "termios", "pwd", "grp"})
 
 
 def _single(exc: BaseException) -> BaseException:

@@ -3,8 +3,9 @@
 Two folders are read, the base first:
 
 1. the user's config folder, found by platformdirs: `$XDG_CONFIG_HOME/orchestrator` or
-   `~/.config/orchestrator` on Linux (and on WSL, which is Linux), `~/Library/Application
-   Support/orchestrator` on macOS, `%APPDATA%\\orchestrator` on Windows; or, when
+   `~/.config/orchestrator` on Linux (and on WSL, which is Linux: the Linux home's, never
+   the Windows %APPDATA%), `~/Library/Application Support/orchestrator` on macOS,
+   `%APPDATA%\\orchestrator` on native Windows (unsupported: docs/platforms.md); or, when
    `ORCHESTRATOR_CONFIG_DIR` is set and not empty, the folder it names instead (it must
    exist: a typo there is an error, not a silent fallback);
 2. the workspace's `config/`, which overrides the base.

@@ -14,7 +14,7 @@ result to history/ with `move_to_history`).
 
 from __future__ import annotations
 
-import fcntl
+import fcntl  # flock(2), on Linux and macOS; native Windows has none (docs/platforms.md)
 import glob
 import logging
 import os

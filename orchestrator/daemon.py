@@ -14,7 +14,8 @@ wait for the telemetry of all of them to be committed.
 SIGINT/SIGTERM: stop claiming, put queued (not started) tasks back into the inbox, let
 running tasks finish within the grace period, then cancel them (their process groups are
 killed; their files stay in running/ and are re-queued at the next start). A second
-signal cancels at once.
+signal cancels at once. The signals are POSIX: Linux (WSL 2 too) and macOS; the daemon does
+not run on native Windows (docs/platforms.md).
 """
 
 from __future__ import annotations

@@ -27,8 +27,12 @@ JOURNAL_MAX_BYTES = 64 * 1024 * 1024  # far more than COMPACT_AFTER entries take
 
 
 def _group_belongs_to(pgid: int, run_dir: Path) -> bool:
-    """Is some process of group `pgid` still a tool of ours (its TMPDIR is `run_dir`)?"""
+    """Is some process of group `pgid` still a tool of ours (its TMPDIR is `run_dir`)?
+    Read from /proc (Linux); without it (macOS) no, as nothing proves the group still ours:
+    a dead daemon's tools live on there until they end."""
     marker = f"TMPDIR={run_dir}".encode()
+    if not os.path.isdir("/proc"):
+        return False
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue

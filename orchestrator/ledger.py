@@ -66,7 +66,8 @@ CREATE INDEX IF NOT EXISTS leases_window ON leases (scope, period, window_start)
 
 def process_start(pid: int) -> int | None:
     """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None when
-    it is gone or a zombie."""
+    it is gone or a zombie. Linux only: without /proc (macOS) always None, so another
+    process's unsettled leases count as ended at the next look (docs/platforms.md)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read(4096).rsplit(b")", 1)[1].split()

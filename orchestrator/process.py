@@ -4,10 +4,15 @@ group, stdout/stderr read concurrently and bounded, a timeout that kills the who
 stderr) for `idle_s` (a stall), and an early stop when a line proves the run cannot succeed.
 
 On Linux under asyncio a run is driven by event-loop callbacks on its pipes and a pidfd
-(`leanrun.LeanRun`); elsewhere (trio, no pidfds) by anyio's processes. Both behave the same.
+(`leanrun.LeanRun`); elsewhere (trio; macOS, no pidfds) by anyio's processes. Both behave
+the same.
 
 The tools running now are registered in `LIVE_TOOLS`; when a run ends, what escaped its
 process group is swept (see reaper.py).
+
+Linux (WSL 2 included) and macOS: `start_new_session=True` is setsid(2), so the tool leads
+a new session and process group and `os.killpg` reaches all it starts there. Native
+Windows has no process groups to kill nor SIGKILL: not supported, use WSL (docs/platforms.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ children that are not live tools are looked at: one whose TMPDIR is the folder o
 still going is left alone, any other is killed with its whole subtree and reaped. Only
 our own children lists are read per run (no scan of /proc); the scan of /proc happens once,
 at start, for the survivors of a daemon that was killed.
+
+All of it is Linux's (WSL 2 included): prctl and /proc. On macOS there is neither, so
+nothing is adopted or swept (an escaped orphan goes to launchd and lives on), no stray is
+found at start, and `owner_alive` takes every other process for dead (docs/platforms.md).
 """
 
 from __future__ import annotations
@@ -221,6 +225,8 @@ def kill_strays(runs: Path) -> int:
     SIGKILL, out of reach of its journal's process groups. Returns how many."""
     killed = 0
     me = os.getpid()
+    if not os.path.isdir("/proc"):  # macOS: no way to find them
+        return killed
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
@@ -247,7 +253,7 @@ def _run_folder(tmpdir: str | None, runs: Path) -> str | None:
 
 def owner_alive(run_name: str, me: int) -> bool:
     """Is the process that made run folder `<pid>-<n>` (another daemon or an `exec`)
-    still alive? Its tools are its to stop."""
+    still alive? Its tools are its to stop. Always False without /proc (macOS)."""
     owner = run_name.partition("-")[0]
     if not owner.isdigit() or int(owner) == me:
         return False

@@ -6,6 +6,9 @@ through here. An open never blocks (O_NONBLOCK: a FIFO opens at once and is then
 its type), a read stops at its limit whatever the file claims to be (a link to /dev/zero, a
 40 GB sparse file), and `open_inside` checks the file it *opened*, not the name it looked
 at, so a path swapped for a symlink between the check and the read cannot escape.
+
+The open flags are POSIX and mean the same on Linux (WSL 2 too) and macOS; native Windows
+is not supported (docs/platforms.md).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-NAME_MAX = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs)
+NAME_MAX = 255  # bytes in one name (ext4, xfs, btrfs, tmpfs; macOS's APFS: 255 characters)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | os.O_CLOEXEC
 
 

@@ -17,7 +17,7 @@ session under work/sessions/ (its lock file, gemini's home).
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import fcntl  # flock(2), on Linux and macOS; native Windows has none (docs/platforms.md)
 import json
 import logging
 import os

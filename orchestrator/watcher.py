@@ -3,6 +3,12 @@
 watchfiles' Rust watcher on `inbox/` (not recursive) with a short debounce, a full scan as
 soon as the watcher is live (files written before start), and a rescan every few seconds
 so a missed event never strands a file. Polling mode for network filesystems.
+
+The watcher is inotify on Linux and FSEvents on macOS (events arrive batched, a little
+later; the scans are the same). Under WSL 2, inotify sees what Linux processes write, but
+not what Windows programs write into a folder on the Windows drive (/mnt/c): the rescan
+finds those within DEFAULT_RESCAN_S, or --poll (ORCHESTRATOR_FORCE_POLLING=1) polls
+every DEFAULT_POLL_DELAY_MS. Native Windows runs no daemon (docs/platforms.md).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ so that the daemon, `exec` and `status` agree without talking to each other.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import fcntl  # flock(2), on Linux and macOS; native Windows has none (docs/platforms.md)
 import json
 import logging
 import math

@@ -7,12 +7,17 @@
 A claim is a rename inbox/ → running/. One daemon holds `work/.daemon.lock`, so a claim
 never races another daemon. Results are written to a temp file in outbox/, fsynced and
 renamed: a reader (or a crash) never sees half a result.
+
+Linux (WSL 2 too) and macOS alike: atomic renames, flock(2) locks. macOS's fsync leaves
+data in the drive's cache (a system crash is survived, a power cut maybe not); its fcntl
+has no read leases, which on Linux reveal a writer still at a task file (_lease). Native
+Windows has neither flock nor fcntl: the CLI says to use WSL (docs/platforms.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import fcntl  # flock(2), on Linux and macOS; native Windows has none (docs/platforms.md)
 import logging
 import os
 import re
@@ -41,7 +46,7 @@ def read_task_file(path: Path) -> tuple[bytes, os.stat_result]:
 
     A read lease (Linux) proves no process has the file open for writing and keeps writers
     out while we read; a writer that still holds it raises StillWriting. Where leases are
-    not available (another owner, network filesystems) the file is read as it is.
+    not available (macOS, another owner, network filesystems) the file is read as it is.
     """
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
@@ -68,14 +73,19 @@ def read_task_file(path: Path) -> tuple[bytes, os.stat_result]:
             return read_fd(fd, MAX_TASK_BYTES + 1), info
         finally:
             if leased:
-                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)  # leased: Linux
     finally:
         os.close(fd)
 
 
 def _lease(fd: int) -> bool:
+    """A read lease on the open task file (Linux): BlockingIOError means a writer has the
+    file open still. False where there is none to take (macOS, NFS, not our file)."""
+    setlease = getattr(fcntl, "F_SETLEASE", None)  # Linux's; macOS's fcntl lacks it
+    if setlease is None:
+        return False
     try:
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, setlease, fcntl.F_RDLCK)
     except BlockingIOError:
         raise StillWriting from None
     except OSError:  # not our file, or a filesystem without leases

@@ -5,7 +5,8 @@ its bounds), in an event loop of its own in the worker's task thread.
 It tells the daemon, on the run's topic, that it started here (so a run lost with its
 worker shows in telemetry) and every line of stdout (progress); it stops when the daemon
 sets the run's stop event (a cancel, a task over its budget). Imported on the worker, so
-it stays small and needs nothing the worker does not have.
+it stays small and needs nothing the worker does not have. A worker runs on Linux or macOS,
+as the daemon does: the run needs a process group (docs/platforms.md).
 """
 
 from __future__ import annotations
