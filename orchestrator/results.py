@@ -37,51 +37,194 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     return text
 
 
+def _doc(text: str, keys: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A field's metadata: its description for docs/reference/tasks.md, and the keys of a
+    mapping it holds (orchestrator.reference renders both)."""
+    return {"description": text, "keys": dict(keys or {})}
+
+
+USAGE_KEYS = {
+    "input_tokens": "Input tokens, cache reads and writes not included.",
+    "output_tokens": "Output tokens, reasoning included.",
+    "cache_read_tokens": "Input tokens read from the provider's cache.",
+    "cache_write_tokens": "Input tokens written to the provider's cache.",
+    "reasoning_tokens": "Reasoning tokens (counted in output_tokens too); only when not 0.",
+}
+ERROR_KEYS = {
+    "kind": "What went wrong, a stable name: see the error kinds below.",
+    "message": "What happened, naming the file, field, value or tool concerned.",
+    "hint": "What to do about it.",
+}
+
+
 @dataclass
 class AttemptRecord:
-    tool: str
-    model: str | None
-    reason: str
-    started_at: str
-    duration_ms: int
-    exit_code: int | None
-    outcome: str  # succeeded | failed
-    error: dict[str, Any] | None = None
-    usage: dict[str, int] | None = None
-    cost_usd: float | None = None
-    cost_source: str | None = None
-    worker: str | None = None  # the Dask worker that ran it (none: this machine)
+    """One attempt: a tool:model run for the task, or one passed over (`skipped`)."""
+
+    tool: str = field(metadata=_doc("The tool of the attempt."))
+    model: str | None = field(
+        metadata=_doc("The model that answered, as the tool reports it, else the one asked.")
+    )
+    reason: str = field(
+        metadata=_doc(
+            "Why this tool:model was tried: a route reason (below), with a note in "
+            "brackets when it stands for a deprecated model."
+        )
+    )
+    started_at: str = field(metadata=_doc("When it started: ISO 8601, UTC, milliseconds."))
+    duration_ms: int = field(metadata=_doc("How long it ran (0: skipped or never started)."))
+    exit_code: int | None = field(
+        metadata=_doc("The tool's exit code; absent when it did not run or was stopped.")
+    )
+    outcome: str = field(metadata=_doc("`succeeded`, `failed` or `skipped`."))
+    error: dict[str, Any] | None = field(
+        default=None, metadata=_doc("Why it failed or was skipped.", ERROR_KEYS)
+    )
+    usage: dict[str, int] | None = field(
+        default=None, metadata=_doc("The tokens the tool reported for it.", USAGE_KEYS)
+    )
+    cost_usd: float | None = field(
+        default=None, metadata=_doc("Its cost in USD; absent when unknown or nothing ran.")
+    )
+    cost_source: str | None = field(
+        default=None,
+        metadata=_doc(
+            "`reported` by the tool, `computed` from prices, or `partial`: the usage of a "
+            "run stopped midway, as far as it got."
+        ),
+    )
+    worker: str | None = field(
+        default=None,
+        metadata=_doc("The Dask worker that ran it (`run --dask`); absent: this machine."),
+    )
 
 
 @dataclass
 class Result:
-    """Everything a result file says about one task (see ARCHITECTURE.md, "Result file")."""
+    """Everything a result file says about one task: `work/outbox/<id>.result.yaml`."""
 
-    id: str
-    status: str
-    agent: str | None = None
-    tool: str | None = None
-    model: str | None = None
-    route_reason: str | None = None
-    fallback_from: str | None = None
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    usage: dict[str, int] | None = None
-    cost_usd: float | None = None
-    cost_source: str | None = None
-    session_id: str | None = None
-    workspace: dict[str, Any] | None = None  # isolated runs: branch, commits, change counts
-    output: str | None = None
-    output_file: str | None = None
-    error: dict[str, str] | None = None
-    warnings: list[str] = field(default_factory=list)
-    started_at: str | None = None
-    finished_at: str | None = None
-    duration_ms: int | None = None
-    task_file: str | None = None
-    task: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-    previous_results: list[str] = field(default_factory=list)
-    resume_at: str | None = None  # waiting_quota: when its first window opens (never written)
+    id: str = field(metadata=_doc("The task's id."))
+    status: str = field(metadata=_doc("How the task ended: see the statuses below."))
+    agent: str | None = field(default=None, metadata=_doc("The task's agent."))
+    tool: str | None = field(default=None, metadata=_doc("The tool of the attempt that succeeded."))
+    model: str | None = field(default=None, metadata=_doc("The model that gave the answer."))
+    route_reason: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Why the succeeding tool:model was picked: a route reason (below); `fallback` "
+            "when an earlier attempt failed."
+        ),
+    )
+    fallback_from: str | None = field(
+        default=None,
+        metadata=_doc("The first tool:model that failed before the one that succeeded."),
+    )
+    attempts: list[AttemptRecord] = field(
+        default_factory=list,
+        metadata=_doc("Every attempt in order, the skipped ones included."),
+    )
+    usage: dict[str, int] | None = field(
+        default=None, metadata=_doc("Tokens summed over the attempts.", USAGE_KEYS)
+    )
+    cost_usd: float | None = field(
+        default=None,
+        metadata=_doc(
+            "The cost of all attempts in USD; absent when any attempt with usage could "
+            "not be priced."
+        ),
+    )
+    cost_source: str | None = field(
+        default=None,
+        metadata=_doc(
+            "`reported` when every attempt's cost was the tool's own, `partial` when one "
+            "was stopped midway, else `computed`."
+        ),
+    )
+    session_id: str | None = field(
+        default=None, metadata=_doc("The CLI's session id of the attempt that succeeded.")
+    )
+    workspace: dict[str, Any] | None = field(
+        default=None,
+        metadata=_doc(
+            "Where an isolated task's work is (`isolation: worktree`, docs/isolation.md).",
+            {
+                "branch": "The branch holding the work, `orchestrator/<id>`.",
+                "base": "What the branch started from, as named (`HEAD`, a ref, a branch).",
+                "base_commit": "That commit.",
+                "head_commit": "The branch's commit now.",
+                "files_changed": "Files changed between the two (git diff --shortstat).",
+                "insertions": "Lines inserted.",
+                "deletions": "Lines deleted.",
+            },
+        ),
+    )
+    output: str | None = field(
+        default=None,
+        metadata=_doc("The answer; one longer than 256 KiB is in `output_file` instead."),
+    )
+    output_file: str | None = field(
+        default=None,
+        metadata=_doc("The file beside the result holding a long answer, `<id>.output.txt`."),
+    )
+    error: dict[str, str] | None = field(
+        default=None,
+        metadata=_doc(
+            "Why the task did not succeed.",
+            {
+                **ERROR_KEYS,
+                "windows": "The closed usage windows (tool:model) a waiting task waits for.",
+            },
+        ),
+    )
+    warnings: list[str] = field(
+        default_factory=list,
+        metadata=_doc(
+            "What reading the task file noticed first (misspelt keys, prose dependencies, "
+            "keys written twice), then what happened on the way (deprecated models, budget "
+            "warnings, waits, ignored handoffs)."
+        ),
+    )
+    started_at: str | None = field(
+        default=None, metadata=_doc("When the task started: ISO 8601, UTC, milliseconds.")
+    )
+    finished_at: str | None = field(default=None, metadata=_doc("When the task ended."))
+    duration_ms: int | None = field(default=None, metadata=_doc("From start to end."))
+    task_file: str | None = field(
+        default=None,
+        metadata=_doc("The task file's name (it moves to `work/archive/YYYY-MM-DD/`)."),
+    )
+    task: dict[str, Any] | None = field(
+        default=None, metadata=_doc("The task file's own keys that are not ours, as written.")
+    )
+    result: dict[str, Any] | None = field(
+        default=None,
+        metadata=_doc(
+            "The handoff acted on, from the answer's `handoff` block or the task file's "
+            "`result:` block: its keys, and the follow-up task's id.",
+            {
+                "next_agent": "The agent the work goes to.",
+                "next_task_title": "The follow-up task's title.",
+                "next_task_notes": "Its notes (`context.notes`).",
+                "next_artefacts": "Its artefacts.",
+                "summary": "What this task did, in the agent's words.",
+                "session": "`inherit`: the follow-up continues this task's session.",
+                "next_task_id": "The follow-up task's id, `<id>--to-<agent>`.",
+            },
+        ),
+    )
+    previous_results: list[str] = field(
+        default_factory=list,
+        metadata=_doc(
+            "Earlier results of this id, moved to `work/outbox/history/` (by `retry`, or "
+            "by a corrected file after a rejection)."
+        ),
+    )
+    resume_at: str | None = field(
+        default=None,
+        metadata=_doc(
+            "A task waiting for quota: when its first window opens (never in a result file)."
+        ),
+    )
 
     def document(self) -> dict[str, Any]:
         """The result as an ordered mapping for YAML, without empty keys (the values are

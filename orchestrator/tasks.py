@@ -8,14 +8,13 @@ not waited on, a key written twice). Anything that makes a file unrunnable raise
 `TaskRejected` with a stable `kind`, a message naming the file, the field as written and
 its value, and a hint saying what to write instead.
 
-Reading the YAML is in `taskyaml`, composing the prompt in `prompts`.
+Reading the YAML is in `taskyaml`, the rules for ids, priorities and dependency entries
+in `tasknames`, composing the prompt in `prompts`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -27,99 +26,24 @@ from orchestrator.prompts import compose_prompt as compose_prompt
 from orchestrator.prompts import read_inside as read_inside
 from orchestrator.prompts import read_profile as read_profile
 from orchestrator.taskerrors import invalid_field, misspelt_keys, shown
+from orchestrator.tasknames import MAX_ID_BYTES as MAX_ID_BYTES
+from orchestrator.tasknames import PRIORITIES as PRIORITIES
+from orchestrator.tasknames import PRIORITY_SYNONYMS as PRIORITY_SYNONYMS
+from orchestrator.tasknames import SESSION as SESSION
+from orchestrator.tasknames import SESSION_RULE as SESSION_RULE
+from orchestrator.tasknames import TASK_SUFFIXES as TASK_SUFFIXES
+from orchestrator.tasknames import dependency_records as dependency_records
+from orchestrator.tasknames import id_problem as id_problem
+from orchestrator.tasknames import not_an_id as not_an_id
+from orchestrator.tasknames import priority_of as priority_of
+from orchestrator.tasknames import valid_session as valid_session
 from orchestrator.taskyaml import MAX_TASK_BYTES as MAX_TASK_BYTES
 from orchestrator.taskyaml import load_mapping as load_mapping
 from orchestrator.taskyaml import load_task as load_task
 from orchestrator.values import Duration, IdleTimeout, parse_duration
 
-SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SESSION_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-
-
-def valid_session(name: str) -> bool:
-    return bool(SESSION.match(name))
-
-
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-
-# An id names files: `<id>.result.yaml`, a rejection's `<id>.rejected-<time>.result.yaml`
-# and their temp files `.<name>.<pid>.tmp`, `history/<id>.<run>.result.yaml`, ... The
-# longest adds 56 bytes, so 160 bytes of id keep every derived name under NAME_MAX (255).
-MAX_ID_BYTES = 160
-PRIORITIES: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3}
-# Words agents write for a priority, in any case, and the priority each means.
-PRIORITY_SYNONYMS: dict[str, str] = {
-    "urgent": "critical",
-    "blocker": "critical",
-    "p0": "critical",
-    "p1": "high",
-    "medium": "normal",
-    "med": "normal",
-    "default": "normal",
-    "p2": "normal",
-    "minor": "low",
-    "p3": "low",
-}
-
-
-def priority_of(value: object) -> str | None:
-    """A priority as written (`HIGH`, `medium`, `P1`) → critical, high, normal or low;
-    None when it is none of these or their synonyms."""
-    if not isinstance(value, str):
-        return None
-    word = value.strip().lower()
-    word = PRIORITY_SYNONYMS.get(word, word)
-    return word if word in PRIORITIES else None
-
-
-TASK_SUFFIXES = (".yaml", ".yml")
-
-_UNSAFE_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
-# What a dependency that names a document ends with (`docs/adr/0003.md`, `DDR-011.md`).
-_DOCUMENT_SUFFIXES = (".md", ".markdown", ".mdx", ".txt", ".rst", ".adoc", ".pdf", ".html")
-_NAMING_KEYS = ("task_id", "id", "task")  # what names the task in a dependency record
-
-
-def id_problem(task_id: str) -> str | None:
-    """Why `task_id` is not a safe file name, or None when it is."""
-    if not task_id:
-        return "is empty"
-    try:
-        size = len(task_id.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "contains bytes that are not UTF-8"
-    if size > MAX_ID_BYTES:
-        return f"is {size} bytes long in UTF-8 (at most {MAX_ID_BYTES}: it names files)"
-    if _UNSAFE_ID.search(task_id):
-        return "contains a path separator or a control character"
-    if task_id.startswith(".") or ".." in task_id:
-        return "starts with a dot or contains '..'"
-    if task_id.startswith("-"):
-        return "starts with '-' (a tool could read it as an option)"
-    return None
-
-
-def not_an_id(text: str) -> str | None:
-    """Why a dependency written as `text` cannot be a task id, or None when it can.
-
-    Agents write prerequisites as prose (`✅ Tech stack decision (Python) - RESOLVED`,
-    `DDR-011 (completed)`) or as documents (`docs/adr/0003.md`); no task will ever have
-    such an id, so waiting for one would wait forever. A task id is a safe file name
-    (`id_problem`) with no whitespace, no '/', no brackets, no emoji or other symbol
-    characters, and not a document's name (`.md`, `.txt`, ...). `DDR-011` alone can be an
-    id, and is waited for like any other."""
-    if any(c.isspace() for c in text):
-        return "has spaces"
-    if "/" in text or "\\" in text:
-        return "is a path"
-    if any(c in "()[]{}<>" for c in text):
-        return "has brackets"
-    if any(unicodedata.category(c) == "So" for c in text):
-        return "has a symbol such as an emoji"
-    if text.lower().endswith(_DOCUMENT_SUFFIXES):
-        return "names a document"
-    return id_problem(text)
 
 
 class Dependency(BaseModel):
@@ -127,13 +51,31 @@ class Dependency(BaseModel):
     none) and what else a record says about it."""
 
     model_config = ConfigDict(extra="forbid")
-    task_id: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+    task_id: str | None = Field(
+        None, description="The task it names: an id, or prose that cannot be one."
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="A record's other keys (`reason:`, ...)."
+    )
 
 
 class Context(BaseModel):
+    """A task's `context`: its notes, and keys of the agents' own (kept, not used)."""
+
     model_config = ConfigDict(extra="allow")
-    notes: Any = None  # text, a list, a mapping, nested: rendered as plain lines
+    notes: Any = Field(
+        None,
+        description="Text, a list, a mapping, nested: added to the prompt as a `Notes:` list "
+        "in YAML's block style.",
+    )
+
+
+def _shown(written_as: str | None = None, default: str | None = None) -> dict[str, Any]:
+    """A field's written form and default as docs/reference/tasks.md shows them, where the
+    model's own type or default would mislead (`orchestrator.reference` reads them; the
+    names stay clear of JSON Schema's own keywords)."""
+    shown = {"written_as": written_as, "shown_default": default}
+    return {key: text for key, text in shown.items() if text}
 
 
 class Task(BaseModel):
@@ -141,37 +83,135 @@ class Task(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    id: str
-    agent: str
-    title: str | None = None
-    description: str | None = None
-    artefacts: list[Any] = Field(default_factory=list)
-    priority: Literal["critical", "high", "normal", "low"] = "normal"
-    task_type: str | None = None
-    prompt: str | None = None
-    prompt_file: str | None = None
-    context: Context | None = None
-    context_files: list[str] = Field(default_factory=list)
-    dependencies: list[Dependency] = Field(default_factory=list)
-    tool: str | None = None
-    model: str | None = None
-    timeout: Duration | None = None
-    idle_timeout: IdleTimeout | None = None  # overrides the tool's (0: off)
-    # The git ref an isolated (worktree) task starts from, when it is text: agents' own
-    # files use `base:` for other things too (a YAML anchor's holder), kept as they are.
-    base: Any = None
-    # Start no earlier: an aware time, or a wait (seconds) counted from the file's arrival.
-    not_before: dt.datetime | float | None = None
-    budget_usd: float | None = Field(default=None, ge=0)
-    justification: str | None = None  # why a task above require_justification_over_usd runs
-    session: str | None = None  # a conversation that continues (orchestrator/sessions.py)
-    chain_id: str | None = None
-    on_dependency_failure: Literal["reject", "run"] = "reject"
-    previous_task: str | None = None
-    previous_agent: str | None = None
-    previous_output: str | None = None
-    handoff_depth: int = Field(default=0, ge=0)
-    retry: int = Field(default=0, ge=0)  # set by `orchestrator retry`: the run number - 1
+    id: str = Field(
+        description="Names the result, `work/outbox/<id>.result.yaml`, and is what "
+        "dependencies, `cancel` and `retry` use: a safe file name of at most 160 bytes.",
+        json_schema_extra=_shown(default="the file name without extension"),
+    )
+    agent: str = Field(description="The agent of config/agents.yaml that does it.")
+    title: str | None = Field(
+        None,
+        description="A heading: with `description`, the prompt when there is neither "
+        "`prompt` nor `prompt_file`; also the commit message of an isolated task.",
+    )
+    description: str | None = Field(None, description="The words under the title.")
+    artefacts: list[Any] = Field(
+        default_factory=list,
+        description="Files the task is about, listed under `Artefacts:` in a prompt made of "
+        "title and description. Also written `artifacts`.",
+        json_schema_extra=_shown("list (or one value)"),
+    )
+    priority: Literal["critical", "high", "normal", "low"] = Field(
+        "normal",
+        description="Which queued task starts first: `critical`, `high`, `normal` or `low`, "
+        "in any case, or a synonym (below).",
+    )
+    task_type: str | None = Field(
+        None,
+        description="Picks the agent's `task_types` entry as the first target (route "
+        "reason `task_type`).",
+    )
+    prompt: str | None = Field(
+        None, description="The task's own words, as the tool gets them (after the profile)."
+    )
+    prompt_file: str | None = Field(
+        None,
+        description="A workspace file whose text is the prompt when there is no `prompt` "
+        "(at most 8 MiB, never outside the workspace).",
+    )
+    context: Context | None = Field(
+        None,
+        description="A mapping whose `notes` go into the prompt; text or a list here is the notes.",
+    )
+    context_files: list[str] = Field(
+        default_factory=list,
+        description="Workspace files appended to the prompt under their path (each at most "
+        "8 MiB, never outside the workspace).",
+        json_schema_extra=_shown("list of paths (or one)"),
+    )
+    dependencies: list[Dependency] = Field(
+        default_factory=list,
+        description="Tasks to wait for: ids, or records naming one by `task_id`, `id` or "
+        "`task`. An entry that cannot be a task id (prose, a document) is a prerequisite "
+        "in the prompt, with a warning, and not waited on (see below).",
+        json_schema_extra=_shown("list of ids, records or prose (or one)"),
+    )
+    tool: str | None = Field(
+        None,
+        description="Pins the tool (route reason `pinned`): with `model`, that tool:model; "
+        "alone, its default model.",
+    )
+    model: str | None = Field(
+        None, description="Pins the model: a model, or `tool:model` (route reason `pinned`)."
+    )
+    timeout: Duration | None = Field(
+        None,
+        description="The longest each attempt may take, over the tool's `timeout`.",
+        json_schema_extra=_shown(default="the tool's"),
+    )
+    idle_timeout: IdleTimeout | None = Field(
+        None,
+        description="Silence that kills an attempt as `stalled`, over the tool's "
+        "`idle_timeout`; `off` or 0: none.",
+        json_schema_extra=_shown(default="the tool's"),
+    )
+    base: Any = Field(
+        None,
+        description="The git ref (branch, tag, commit) an isolated task's branch starts "
+        "from; else the branch of the task it follows, else `HEAD`. Only text counts: "
+        "agents use `base:` for other things too.",
+        json_schema_extra=_shown("text (a git ref)"),
+    )
+    not_before: dt.datetime | float | None = Field(
+        None,
+        description="Start no earlier: an ISO 8601 time with its zone "
+        "(`2026-12-24T08:00:00+01:00`, `Z` for UTC), or a wait counted from the file's "
+        "arrival in the inbox (`30m`). Until then the task is `scheduled`.",
+        json_schema_extra=_shown("time with zone, or a duration"),
+    )
+    budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="The most the task may spend, all attempts together: the chain stops "
+        "there, and a run that passes it is stopped (`budget_exceeded`).",
+    )
+    justification: str | None = Field(
+        None,
+        description="Why it may run although estimated above "
+        "`budgets.require_justification_over_usd`; recorded in telemetry.",
+    )
+    session: str | None = Field(
+        None,
+        description="A conversation that continues: each task of a session resumes the "
+        f"CLI's own session (docs/workflows.md). {SESSION_RULE}.",
+    )
+    chain_id: str | None = Field(
+        None,
+        description="The first task of its handoff chain, set on follow-up tasks; "
+        "telemetry groups by it.",
+        json_schema_extra=_shown(default="the task's id"),
+    )
+    on_dependency_failure: Literal["reject", "run"] = Field(
+        "reject",
+        description="`reject`: a dependency that ended failed, rejected, cancelled, timed "
+        "out or blocked rejects this task (`dependency_failed`); `run`: it runs anyway.",
+    )
+    previous_task: str | None = Field(
+        None, description="Set on a follow-up task: the task that handed off to it."
+    )
+    previous_agent: str | None = Field(None, description="Set on a follow-up: that task's agent.")
+    previous_output: str | None = Field(
+        None,
+        description="Set on a follow-up: that task's answer (its first 256 KiB), appended to "
+        "the prompt.",
+    )
+    handoff_depth: int = Field(
+        0,
+        ge=0,
+        description="Set on a follow-up: handoffs since the chain's first task; at 20, a further "
+        "handoff is ignored, with a warning.",
+    )
+    retry: int = Field(0, ge=0, description="Set by `orchestrator retry`: the run number - 1.")
 
     # Set by parse_task: what reading the file noticed (for the result's warnings), the
     # unknown keys that look misspelt (for the hint of a rejection), and the policy.
@@ -279,39 +319,6 @@ class Task(BaseModel):
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-def dependency_records(value: object) -> list[dict[str, Any]]:
-    """`dependencies` as agents write them → {task_id, details} records. An entry is an
-    id, a record naming its task by `task_id`, `id` or `task` (in that order; its other
-    keys are details), a record naming none (all details), or prose; nested lists are
-    flattened, and "a, b" is two ids when both parts can be ids."""
-    records: list[dict[str, Any]] = []
-    stack = [value]
-    while stack:  # a loop, not recursion: the nesting is the agent's
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
-        elif isinstance(item, dict):
-            records.append(_record({str(k): v for k, v in item.items()}))
-        elif item is not None and (text := str(item).strip()):
-            if isinstance(item, bool):
-                text = text.lower()
-            parts = [p.strip() for p in text.split(",")]
-            ids = len(parts) > 1 and all(not_an_id(p) is None for p in parts)
-            records.extend({"task_id": p} for p in (parts if ids else [text]))
-    return records
-
-
-def _record(item: dict[str, Any]) -> dict[str, Any]:
-    for key in _NAMING_KEYS:
-        named = item.get(key)
-        if isinstance(named, str | int) and not isinstance(named, bool) and str(named).strip():
-            return {
-                "task_id": str(named).strip(),
-                "details": {k: v for k, v in item.items() if k != key},
-            }
-    return {"task_id": None, "details": item}
 
 
 def parse_task(
