@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 BENCHMARKS = ("throughput", "latency", "cli_start", "reports", "memory", "real_tool", "isolation",
-              "dashboard", "scale_out", "sessions")  # fmt: skip
+              "dashboard", "scale_out", "sessions", "binary")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

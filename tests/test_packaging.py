@@ -439,3 +439,22 @@ def test_install_sh_installs_the_wheel_as_a_uv_tool_and_replaces_it(
     assert "removed the uv tool agent-orchestrator" in install_sh(env, "--uninstall")
     assert not target.exists() and not target.is_symlink()
     assert "agent-orchestrator" not in ok(run([_uv(), "tool", "list"], env, tmp_path))
+
+
+# --- the benchmark ---------------------------------------------------------------------
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(BUILD_BINARY_S)
+def test_the_binary_benchmark_runs_on_the_built_executable(binary: Path, tmp_path: Path) -> None:
+    """bench.binary's smoke run (tests/test_bench.py runs the others): on the executable
+    built here, so that nothing is built twice."""
+    env = clean_env(tmp_path, os.environ.get("PATH", os.defpath), LANG="C.UTF-8")
+    env["TMPDIR"] = str(tmp_path)  # where bench's temp folders go, checked below
+    argv = [sys.executable, "-m", "bench.binary", "--quick", "--binary", str(binary)]
+    out = ok(run(argv, env, REPO))
+    for name in ("size", "python", "wheel_version", "onefile_version", "wheel_status",
+                 "onefile_status"):  # fmt: skip
+        assert re.search(rf"^binary\.{name}: \d+(\.\d+)? (MB|ms)", out, re.MULTILINE), out
+    assert re.search(r"^binary\.onefile_status: .* floor .* ratio", out, re.MULTILINE), out
+    assert not list(tmp_path.glob("orchestrator-bench-*")), "the benchmark left its temp folder"
