@@ -1,0 +1,1 @@
+"""A small shop backend: carts, prices in cents, checkout totals."""
