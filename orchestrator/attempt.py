@@ -169,9 +169,12 @@ async def run_attempt(
         if on_group is not None:
             on_start = partial(_started_group, on_group, run_dir)
         if failure is None:
-            async with engine.limiter(attempt.tool), progress.flushing(live):
-                watch = live.watch if live else adapter.watch_line
-                proc = await _run(engine.executor, request, watch, on_start)
+            async with engine.limiter(attempt.tool):
+                # the attempt starts with its slot: waiting for one is not running time
+                started, clock = now_utc(), time.monotonic()
+                async with progress.flushing(live):
+                    watch = live.watch if live else adapter.watch_line
+                    proc = await _run(engine.executor, request, watch, on_start)
             if isinstance(proc, ToolFailure):
                 failure = proc
                 if live is not None:

@@ -374,3 +374,6 @@ def test_per_tool_concurrency_limit(workspace: Path) -> None:
     # two at a time: the third and fifth starts wait for a slot of the tool
     assert starts[2] - starts[0] >= 0.5
     assert starts[4] - starts[2] >= 0.5
+    # an attempt's duration counts from its slot, not from the wait before it
+    durations = [r["attempts"][0]["duration_ms"] for r in results(workspace).values()]
+    assert max(durations) < 1100, durations
