@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Multi-line strings as `|` blocks, so results read well."""
+    """Multi-line strings as `|` blocks, and a value that appears twice written out twice
+    (never as `&id001` / `*id001`), so results read well."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str_representer(dumper: Any, value: str) -> Any:

@@ -107,7 +107,11 @@ def test_handoff_from_the_task_file_and_to_an_unknown_agent(workspace: Path) -> 
         {
             "agent": "worker",
             "prompt": "hi",
-            "result": {"next_agent": "arg-agent", "next_task_title": "Go on"},
+            "result": {
+                "next_agent": "arg-agent",
+                "next_task_title": "Go on",
+                "next_artefacts": ["docs/a.md"],
+            },
         },
     )
     drop_task(
@@ -120,6 +124,9 @@ def test_handoff_from_the_task_file_and_to_an_unknown_agent(workspace: Path) -> 
     )
     run_once(workspace)
     assert result(workspace, "src--to-arg-agent")["status"] == "succeeded"
+    # the block is under `task:` and `result:`: written out twice, not as a YAML alias
+    text = (workspace / "work" / "outbox" / "src.result.yaml").read_text()
+    assert text.count("docs/a.md") == 2 and "*id" not in text, text
     bad = result(workspace, "bad")
     assert bad["status"] == "succeeded"
     assert any("handoff to 'nobody' ignored" in w for w in bad["warnings"])
