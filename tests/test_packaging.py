@@ -254,8 +254,17 @@ def priced_config(folder: Path) -> None:
                    "output_tokens": "usage.output_tokens"},
     }  # fmt: skip
     tools_file.write_text(yaml.safe_dump(tools), encoding="utf-8")
+    tools["tools"]["env"] = {  # prints the environment it was given
+        "adapter": "generic",
+        "binary": "env",
+        "prompt": "stdin",
+        "output": {"format": "text"},
+        "env": ["LD_LIBRARY_PATH"],
+    }
+    tools_file.write_text(yaml.safe_dump(tools), encoding="utf-8")
     agents = yaml.safe_load(agents_file.read_text(encoding="utf-8"))
     agents["agents"]["priced"] = {"preferred_tool": "priced-echo"}
+    agents["agents"]["env"] = {"preferred_tool": "env"}
     agents_file.write_text(yaml.safe_dump(agents), encoding="utf-8")
 
 
@@ -275,6 +284,14 @@ def test_the_executable_runs_the_demo_with_no_python_on_path(binary: Path, tmp_p
     assert out.strip() == "priced"
     stats = json.loads(ok(run([*command, "stats", "--json", "--totals"], env, folder)))
     assert stats["totals"]["cost_usd"] > 0, stats
+    # a tool gets the user's LD_LIBRARY_PATH, never the bundle's own libraries
+    tool_env = ok(run([*command, "exec", "--agent", "env", "--prompt", "-"], env, folder))
+    assert "LD_LIBRARY_PATH" not in tool_env, tool_env
+    users = {**env, "LD_LIBRARY_PATH": "/opt/user-libs"}
+    tool_env = ok(run([*command, "exec", "--agent", "env", "--prompt", "-"], users, folder))
+    assert re.findall(r"^LD_LIBRARY_PATH=.*$", tool_env, re.MULTILINE) == [
+        "LD_LIBRARY_PATH=/opt/user-libs"
+    ], tool_env
 
     doctor = run([*command, "doctor"], env, folder).stdout
     for adapter in ("claude-code", "codex", "gemini", "generic"):
