@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orchestrator import reaper
 from orchestrator.policy import BudgetDecision, BudgetLedger, Reservation, decide, windows_for
 from orchestrator.telemetry.store import BUSY_TIMEOUT_MS, connect, spend_between
 
@@ -66,11 +67,13 @@ CREATE INDEX IF NOT EXISTS leases_window ON leases (scope, period, window_start)
 
 def process_start(pid: int) -> int | None:
     """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None when
-    it is gone or a zombie. Linux only: without /proc (macOS) always None, so another
-    process's unsettled leases count as ended at the next look (docs/platforms.md)."""
+    it is gone or a zombie. Without /proc (macOS) 0 while the pid exists (signal 0), so a
+    reused pid would pass for its old owner there (docs/platforms.md)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(f"{reaper.PROC}/{pid}/stat", "rb") as f:
             fields = f.read(4096).rsplit(b")", 1)[1].split()
+    except FileNotFoundError:
+        return 0 if not os.path.isdir(reaper.PROC) and reaper.pid_alive(pid) else None
     except (OSError, IndexError):
         return None
     if fields[0] in (b"Z", b"X"):

@@ -251,15 +251,34 @@ def _run_folder(tmpdir: str | None, runs: Path) -> str | None:
     return tmpdir[len(prefix) :].partition(os.sep)[0] or None
 
 
+PROC = "/proc"  # Linux (WSL 2 too); macOS has none
+
+
+def pid_alive(pid: int) -> bool:
+    """Is there a process `pid`? Signal 0 asks without sending anything: the portable
+    answer for where there is no /proc (macOS), though a zombie counts as alive and a
+    reused pid as its old owner."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: it exists
+        return True
+    return True
+
+
 def owner_alive(run_name: str, me: int) -> bool:
     """Is the process that made run folder `<pid>-<n>` (another daemon or an `exec`)
-    still alive? Its tools are its to stop. Always False without /proc (macOS)."""
+    still alive? Its tools are its to stop. Linux reads /proc (a zombie is dead); macOS,
+    without it, asks with signal 0."""
     owner = run_name.partition("-")[0]
     if not owner.isdigit() or int(owner) == me:
         return False
     try:
-        with open(f"/proc/{owner}/stat", "rb") as f:
+        with open(f"{PROC}/{owner}/stat", "rb") as f:
             state = f.read().rsplit(b")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return not os.path.isdir(PROC) and pid_alive(int(owner))
     except (OSError, IndexError):
         return False
     return state not in (b"Z", b"X")  # a zombie is dead

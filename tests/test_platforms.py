@@ -58,3 +58,22 @@ def test_without_read_leases_tasks_are_read_and_run(workspace: Path) -> None:
     done = command(workspace, "import fcntl\ndel fcntl.F_SETLEASE", "run", "--once")
     assert done.returncode == 0, done.stdout + done.stderr
     assert result(workspace, "hello")["status"] == "succeeded"
+
+
+def test_without_proc_liveness_is_asked_with_signal_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS has no /proc: a run folder's owner and a budget lease's holder are alive
+    while their pid answers signal 0, and dead once it is gone."""
+    from orchestrator import ledger, reaper
+
+    monkeypatch.setattr(reaper, "PROC", str(tmp_path / "no-proc"))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert reaper.owner_alive(f"{child.pid}-1", me=1)
+        assert ledger.process_start(child.pid) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert not reaper.owner_alive(f"{child.pid}-1", me=1)
+    assert ledger.process_start(child.pid) is None
