@@ -261,8 +261,19 @@ def daemon(workspace: Path) -> Iterator[Daemon]:
 
 
 def tools_of(root: Path) -> list[int]:
-    """Live processes whose TMPDIR is a run folder of this workspace."""
+    """Live processes whose TMPDIR is a run folder of this workspace (from /proc on Linux,
+    from `ps`, which shows a process's environment after its command, on macOS)."""
     marker = f"TMPDIR={root / 'work' / 'runs'}/".encode()
+    if not os.path.isdir("/proc"):
+        listing = subprocess.run(
+            ["ps", "-axeww", "-o", "pid=,command="], capture_output=True, check=True
+        ).stdout
+        return [
+            int(line.split()[0])
+            for line in listing.splitlines()
+            if any(w.startswith(marker) for w in line.split())
+            and not process_gone(int(line.split()[0]))
+        ]
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -280,6 +291,9 @@ def tools_of(root: Path) -> list[int]:
 
 def process_gone(pid: int) -> bool:
     """True when `pid` has exited (a zombie waiting for its reaper counts as gone)."""
+    if not os.path.isdir("/proc"):  # macOS
+        state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True)
+        return not state.stdout.strip() or state.stdout.strip().startswith(b"Z")
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
