@@ -224,8 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--id", help="the task id (default: time, agent and a random suffix)")
     submit.add_argument("--title", metavar="TEXT", help="a one-line summary (status, results)")
-    submit.add_argument("--tool", metavar="NAME", help="run it with this tool (tools.yaml)")
-    submit.add_argument("--model", metavar="NAME", help="run it with this model (or tool:model)")
+    _pin_options(submit)
     submit.add_argument("--timeout", metavar="DURATION", help="wall clock limit: 90s, 15m, 1h")
     submit.add_argument(
         "--depends-on",
@@ -242,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     exe = add("exec", cmd_exec, "run one task now and print its answer")
     _task_options(exe)
+    _pin_options(exe)
     exe.add_argument(
         "--context",
         action="append",
@@ -281,6 +281,11 @@ def _task_options(command: argparse.ArgumentParser) -> None:
     group = command.add_mutually_exclusive_group(required=True)
     group.add_argument("--prompt", metavar="TEXT", help="what to do")
     group.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE")
+
+
+def _pin_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--tool", metavar="NAME", help="run it with this tool (tools.yaml)")
+    command.add_argument("--model", metavar="NAME", help="run it with this model (or tool:model)")
 
 
 def _positive_int(text: str) -> int:

@@ -166,6 +166,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
     from orchestrator import reaper
     from orchestrator.foreground import exec_task, failure_lines
+    from orchestrator.submit import pins
 
     if args.force != (args.justification is not None):
         args.usage_error("--force and --justification TEXT go together")
@@ -209,6 +210,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
             confirm=confirm if terminal and not args.yes else None,
             say=say,
             session=args.session,
+            pins=pins(config, args.tool, args.model),
         )
     )
     if result.status == "succeeded":

@@ -36,7 +36,7 @@ from orchestrator.telemetry.writer import TelemetryWriter
 from orchestrator.workdir import Workdir, atomic_write
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
     from datetime import datetime
     from pathlib import Path
 
@@ -72,11 +72,14 @@ async def exec_task(
     confirm: Callable[[], bool] | None = None,
     say: Callable[[str], None] | None = None,
     session: str | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> Result:
     """Run one task now, through the same routing, policy and telemetry as the daemon.
 
-    Context files are appended to the prompt. A context file that an earlier `exec
-    --output` wrote puts this task in that task's chain (same chain id in telemetry).
+    `pins` ({"tool": …, "model": …}, checked by `submit.pins`) choose the tool and model
+    as a task's `tool:` and `model:` do. Context files are appended to the prompt. A
+    context file that an earlier `exec --output` wrote puts this task in that task's
+    chain (same chain id in telemetry).
     The telemetry database never fails the task: when it is locked the run waits for it
     a bounded time, when it is unusable the task runs unrecorded, with a warning.
 
@@ -104,6 +107,7 @@ async def exec_task(
             prompt="\n\n".join(parts) + "\n",
             chain_id=chain,
             session=session,
+            **(pins or {}),
         )
         try:
             profile = read_profile(config, agent)

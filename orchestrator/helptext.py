@@ -82,6 +82,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "orchestrator exec --agent writer --prompt-file brief.md --context docs/tasks.md \\",
         "    --output answer.md",
         'orchestrator exec --agent architect --session design --prompt "And the API?"',
+        'orchestrator exec --agent backend-dev --tool codex --prompt "Explain src/app.py"',
     ),
 }
 

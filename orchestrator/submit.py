@@ -75,7 +75,7 @@ def submit(
         doc["task_type"] = task_type
     if priority is not None:
         doc["priority"] = _priority(priority)
-    doc.update(_pins(config, tool, model))
+    doc.update(pins(config, tool, model))
     if timeout is not None:
         doc["timeout"] = _duration(timeout)
     if depends_on:
@@ -106,7 +106,7 @@ def _priority(value: str) -> str:
     return priority
 
 
-def _pins(config: Config, tool: str | None, model: str | None) -> dict[str, str]:
+def pins(config: Config, tool: str | None, model: str | None) -> dict[str, str]:
     """The task's `tool` and `model`, each known to config (`--model tool:model` is split)."""
     named, name = split_target(model) if model is not None else (None, None)
     if named is not None and tool is not None and named != tool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -357,6 +358,20 @@ def test_exec_with_context_files(workspace: Path, tmp_path: Path) -> None:
     failed = orchestrator(workspace, "exec", "--agent", "worker", "--prompt", "EXIT=2")
     assert failed.returncode == 1
     assert "nonzero_exit" in failed.stderr or "exited with code 2" in failed.stderr
+
+
+def test_exec_with_a_pinned_tool_and_model(workspace: Path) -> None:
+    done = orchestrator(
+        workspace, "exec", "--agent", "worker", "--model", "fake-file:fake-small", "--prompt", "hi"
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(orchestrator(workspace, "stats", "--by", "tool", "--json").stdout)
+    assert [(r["tool"], r["invocations"]) for r in rows] == [("fake-file", 1)]
+    model = orchestrator(workspace, "stats", "--by", "model", "--json").stdout
+    assert [r["model"] for r in json.loads(model)] == ["fake-small"]
+    unknown = orchestrator(workspace, "exec", "--agent", "worker", "--tool", "fak", "--prompt", "x")
+    assert unknown.returncode == 1
+    assert "--tool: unknown tool 'fak'" in unknown.stderr and "fake" in unknown.stderr
 
 
 def test_per_tool_concurrency_limit(workspace: Path) -> None:
