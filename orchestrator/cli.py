@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from orchestrator.commands import (
     cmd_cancel,
     cmd_config_migrate,
+    cmd_config_reference,
     cmd_config_validate,
     cmd_dashboard,
     cmd_doctor,
@@ -125,6 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--dry-run", action="store_true", help="print the new files only")
     migrate.set_defaults(handler=cmd_config_migrate)
+    reference = add(
+        "reference",
+        cmd_config_reference,
+        "print the reference of every config key, or of the task and result files "
+        "(markdown: docs/reference/)",
+        under=config_sub,
+    )
+    reference.add_argument(
+        "page",
+        nargs="?",
+        choices=["config", "tasks"],
+        default="config",
+        help="config: every key of every config file (default); tasks: every task-file "
+        "and result-file field",
+    )
 
     run = add("run", cmd_run, "run the daemon: watch the inbox and run its tasks")
     run.add_argument("--once", action="store_true", help="drain the inbox, then exit")

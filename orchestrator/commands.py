@@ -88,6 +88,13 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from orchestrator.reference import config_reference, tasks_reference
+
+    print(config_reference() if args.page == "config" else tasks_reference(), end="")
+    return 0
+
+
 def cmd_config_migrate(args: argparse.Namespace) -> int:
     from orchestrator.configdirs import locate
     from orchestrator.legacy import migrate

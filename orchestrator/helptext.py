@@ -26,6 +26,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "orchestrator config validate --root ~/projects/app --profile night",
         "orchestrator -v config validate   # older-schema files: how each of their keys was read",
     ),
+    "config reference": (
+        "orchestrator config reference             # every config key (docs/reference/config.md)",
+        "orchestrator config reference tasks       # every task-file and result-file field",
+    ),
     "config migrate": (
         "orchestrator config migrate --dry-run     # print the native files, change nothing",
         "orchestrator config migrate               # rewrite them; originals are backed up",

@@ -18,7 +18,7 @@ from orchestrator.config import (
 from orchestrator.configdirs import ENV_VAR, PROFILE_ENV
 from orchestrator.reference.tables import markdown, rows
 
-COMMAND = "uv run python -m orchestrator.reference config > docs/reference/config.md"
+COMMAND = "orchestrator config reference > docs/reference/config.md"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from orchestrator.routing import RouteReason
 from orchestrator.tasks import MAX_INPUT_BYTES, MAX_TASK_BYTES, PRIORITIES, PRIORITY_SYNONYMS, Task
 from orchestrator.workflow import MAX_HANDOFF_DEPTH
 
-COMMAND = "uv run python -m orchestrator.reference tasks > docs/reference/tasks.md"
+COMMAND = "orchestrator config reference tasks > docs/reference/tasks.md"
 TASK_MIB = MAX_TASK_BYTES // (1024 * 1024)
 INPUT_MIB = MAX_INPUT_BYTES // (1024 * 1024)
 
