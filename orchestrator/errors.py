@@ -18,6 +18,7 @@ Failures of tools are not exceptions: they are data (`adapters.base.ToolFailure`
 from __future__ import annotations
 
 import errno
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -124,3 +125,14 @@ class FileSystemError(WorkspaceError):
             "check that path, then run it again",
         )
         super().__init__(f"{what} ({why}, {place}): {todo}")
+
+
+def install_extra(extra: str) -> str:
+    """How to get an optional part (`web`, `otel`, `dask`). The standalone executable
+    carries only `web`: for the others it names the package to install instead."""
+    if getattr(sys, "frozen", False):  # PyInstaller's bundle
+        return (
+            f"the standalone executable leaves the {extra} extra out; install the package "
+            f"instead: uv tool install 'agent-orchestrator[{extra}]' (docs/install.md)"
+        )
+    return f"pip install 'agent-orchestrator[{extra}]' (in a clone: uv sync --extra {extra})"

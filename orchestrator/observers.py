@@ -11,6 +11,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Protocol
 
+from orchestrator.errors import install_extra
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -25,7 +27,6 @@ OTEL_ENDPOINTS = (
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
 )
-OTEL_INSTALL = "pip install 'agent-orchestrator[otel]' (in a clone: uv sync --extra otel)"
 
 
 class Observer(Protocol):
@@ -48,7 +49,9 @@ def from_environment(env: Mapping[str, str] | None = None) -> list[Observer]:
         from orchestrator.otel import exporter_from_environment
     except ImportError as exc:
         log.warning(
-            "OpenTelemetry export is asked for but not installed (%s): %s", exc, OTEL_INSTALL
+            "OpenTelemetry export is asked for but not installed (%s): %s",
+            exc,
+            install_extra("otel"),
         )
         return []
     return [exporter_from_environment(env)]

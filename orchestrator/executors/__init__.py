@@ -63,17 +63,14 @@ class Executor(Protocol):
         """Let go of what the executor holds (a scheduler connection)."""
 
 
-DASK_INSTALL = "pip install 'agent-orchestrator[dask]' (in a clone: uv sync --extra dask)"
-
-
 def dask_executor(scheduler: str, root: Path) -> Executor:
     """The Dask executor for the scheduler at `scheduler`; a clear error without the extra."""
-    from orchestrator.errors import UsageError
+    from orchestrator.errors import UsageError, install_extra
 
     try:
         import distributed  # noqa: F401
     except ImportError:
-        raise UsageError(f"running on Dask workers needs Dask: {DASK_INSTALL}") from None
+        raise UsageError(f"running on Dask workers needs Dask: {install_extra('dask')}") from None
     from orchestrator.executors.dask import DaskExecutor
 
     return DaskExecutor(scheduler, root)

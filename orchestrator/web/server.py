@@ -7,7 +7,7 @@ import importlib.util
 import socket
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import UsageError
+from orchestrator.errors import UsageError, install_extra
 from orchestrator.web.auth import TOKEN_ENV, check_host, new_token, token_from
 
 if TYPE_CHECKING:
@@ -21,10 +21,7 @@ GRACE_S = 1  # open event streams get this long to end at shutdown
 def need_extra() -> None:
     missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
     if missing:
-        raise UsageError(
-            f"the dashboard needs {' and '.join(missing)}: install the `web` extra "
-            "(pip install 'agent-orchestrator[web]', or uv sync --extra web)"
-        )
+        raise UsageError(f"the dashboard needs {' and '.join(missing)}: {install_extra('web')}")
 
 
 def bind(host: str, port: int) -> socket.socket:
