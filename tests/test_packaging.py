@@ -167,6 +167,8 @@ def test_the_wheel_carries_the_package_its_data_and_entry_points(artifacts: Path
     assert not missing, f"not in the wheel: {missing}"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert f"\nVersion: {__version__}\n" in metadata
+    assert "\nLicense-Expression: MIT\n" in metadata
+    assert f"{info}/licenses/LICENSE" in names
     for extra in ("web", "otel", "dask"):
         assert f"Provides-Extra: {extra}\n" in metadata
     assert "orchestrator = orchestrator.cli:main" in entry_points
@@ -180,12 +182,13 @@ def test_the_sdist_carries_the_sources_and_docs_but_no_runtime_files(artifacts: 
     top = f"agent_orchestrator-{__version__}/"
     with tarfile.open(sdist) as archive:
         names = {m.name.removeprefix(top) for m in archive.getmembers() if m.isfile()}
-    for name in (*RUNTIME_FILES, "pyproject.toml", "PKG-INFO", "README.md", "CHANGELOG.md"):
+    for name in (*RUNTIME_FILES, "pyproject.toml", "PKG-INFO", "README.md", "CHANGELOG.md",
+                 "LICENSE"):  # fmt: skip
         assert name in names, name
     assert "docs/dashboard.md" in names
     folders = {name.split("/")[0] for name in names}
     assert folders <= {"orchestrator", "docs", "pyproject.toml", "PKG-INFO", "README.md",
-                       "CHANGELOG.md", ".gitignore"}, folders  # fmt: skip
+                       "CHANGELOG.md", "LICENSE", ".gitignore"}, folders  # fmt: skip
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
