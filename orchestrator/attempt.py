@@ -169,7 +169,7 @@ async def run_attempt(
         if on_group is not None:
             on_start = partial(_started_group, on_group, run_dir)
         if failure is None:
-            async with engine.limiter(attempt.tool):
+            async with engine.limiter(attempt.tool).hold(task.priority_rank):
                 # the attempt starts with its slot: waiting for one is not running time
                 started, clock = now_utc(), time.monotonic()
                 async with progress.flushing(live):

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import anyio
-
 from orchestrator import observers
 from orchestrator.adapters import get_adapter
 from orchestrator.adapters.base import ErrorKind, Invocation, RunContext, ToolFailure, Usage
@@ -26,6 +24,7 @@ from orchestrator.policy import RateLimiter
 from orchestrator.pricing import Pricer
 from orchestrator.routing import Attempt, route, simple_task_model
 from orchestrator.sessions import Sessions
+from orchestrator.slots import Slots
 from orchestrator.windows import STATE_FILE as WINDOWS_FILE
 from orchestrator.windows import Windows
 
@@ -72,7 +71,7 @@ class Engine:
     runs_dir: Path
     telemetry: TelemetryWriter | None = None
     on_group: Callable[[int, Path], None] | None = None  # a tool's process group started
-    limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
+    limiters: dict[str, Slots] = field(default_factory=dict)
     free_run_dirs: list[Path] = field(default_factory=list)
     found_binaries: set[tuple[str, str]] = field(default_factory=set)
 
@@ -131,9 +130,10 @@ class Engine:
             shutil.rmtree(self.free_run_dirs.pop(), ignore_errors=True)
         observers.shut_down(self.observers)
 
-    def limiter(self, tool: str) -> anyio.CapacityLimiter:
+    def limiter(self, tool: str) -> Slots:
+        """The tool's `max_concurrency` slots, served by task priority."""
         if tool not in self.limiters:
-            self.limiters[tool] = anyio.CapacityLimiter(self.config.tools[tool].max_concurrency)
+            self.limiters[tool] = Slots(self.config.tools[tool].max_concurrency)
         return self.limiters[tool]
 
     def plan(self, task: Task, prompt_tokens: int | None = None) -> list[Attempt]:

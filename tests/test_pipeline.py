@@ -360,6 +360,38 @@ def test_exec_with_context_files(workspace: Path, tmp_path: Path) -> None:
     assert "nonzero_exit" in failed.stderr or "exited with code 2" in failed.stderr
 
 
+def test_a_tools_free_slot_goes_to_the_highest_priority_waiting(workspace: Path) -> None:
+    """One slot of `fake`, eight tasks at once: the `high` task dropped last starts
+    before the `normal` ones that were already waiting for the slot."""
+    files = base_config()
+    files["tools.yaml"]["tools"]["fake"]["max_concurrency"] = 1
+    write_config(workspace, files)
+    log = workspace.parent / "started.log"
+
+    def started() -> list[str]:
+        return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+
+    daemon = Daemon(workspace, "--concurrency", "8")
+    try:
+        drop_task(
+            workspace, "blocker.yaml", {"agent": "worker", "prompt": f"STARTED={log}\nSLEEP=2"}
+        )
+        wait_for(lambda: started() == ["blocker"], what="the blocker to hold the slot")
+        for name in ("n1", "n2"):
+            drop_task(workspace, f"{name}.yaml", {"agent": "worker", "prompt": f"STARTED={log}"})
+        wait_for(lambda: (workspace / "work" / "running" / "n2.yaml").exists(), what="claims")
+        time.sleep(0.5)  # both at the slot, waiting
+        drop_task(
+            workspace,
+            "urgent.yaml",
+            {"agent": "worker", "priority": "high", "prompt": f"STARTED={log}"},
+        )
+        wait_for(lambda: len(results(workspace)) == 4, timeout=30, what="four results")
+    finally:
+        daemon.stop()
+    assert started() == ["blocker", "urgent", "n1", "n2"], started()
+
+
 def test_exec_with_a_pinned_tool_and_model(workspace: Path) -> None:
     done = orchestrator(
         workspace, "exec", "--agent", "worker", "--model", "fake-file:fake-small", "--prompt", "hi"
