@@ -65,7 +65,7 @@ class Cancelling:
         job = self.queue.remove(task_id) or self.book.waiting.pop(task_id, None)
         if job is None and task_id in self.intake.timed:
             job = self.intake.timed.pop(task_id)[1]
-        where = "queued"
+        where = "waiting for quota" if job is not None and job.carried else "queued"
         if job is None:
             found = control.find_task_file(self.workdir.inbox, task_id)
             claimed = self.workdir.claim(found[0]) if found else None
@@ -75,6 +75,6 @@ class Cancelling:
             where = "in the inbox"
         agent = job.task.agent if job.task else None
         self.book.in_flight.discard(task_id)
-        verdict = control.cancelled_result(task_id, agent, where)
+        verdict = control.cancelled_result(task_id, agent, where, job.carried)
         self._deliver(self.intake.verdict(job.path, verdict))
         return f"cancelled while {where}"

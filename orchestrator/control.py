@@ -20,6 +20,7 @@ import logging
 import os
 import stat
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,20 +47,37 @@ UNKNOWN = "unknown"
 WAIT_FOR_DAEMON_S = 15.0
 
 
-def cancelled_result(task_id: str, agent: str | None, where: str) -> Result:
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return Result(
-        id=task_id,
+def cancelled_result(
+    task_id: str, agent: str | None, where: str, carried: Result | None = None
+) -> Result:
+    """The result of a task cancelled before it ran, or between its runs: `carried`, what
+    its runs before a wait for quota left (their attempts, usage, cost and warnings stay)."""
+    when = datetime.now(UTC)
+    now = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    error = error_info(
+        "cancelled",
+        f"cancelled by `orchestrator cancel` while {where}",
+        f"`orchestrator retry {task_id}` runs it again",
+    )
+    if carried is None:
+        return Result(
+            id=task_id,
+            status="cancelled",
+            agent=agent,
+            error=error,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0,
+        )
+    started = carried.started_at or now
+    took = when - datetime.fromisoformat(started)
+    return replace(
+        carried,
         status="cancelled",
-        agent=agent,
-        error=error_info(
-            "cancelled",
-            f"cancelled by `orchestrator cancel` while {where}",
-            f"`orchestrator retry {task_id}` runs it again",
-        ),
-        started_at=now,
+        error=error,
+        started_at=started,
         finished_at=now,
-        duration_ms=0,
+        duration_ms=max(0, int(took.total_seconds() * 1000)),
     )
 
 

@@ -261,3 +261,40 @@ def test_generic_limit_words(stderr: str, kind: str | None, wait: float | None) 
     found = limit_failure("", stderr)
     assert (found.kind if found else None) == kind
     assert (found.retry_after_s if found else None) == wait
+
+
+def test_a_task_waiting_for_quota_can_be_cancelled(workspace: Path, tmp_path: Path) -> None:
+    """`cancel` of a parked task: its result says cancelled at once, the tool is not called
+    again, and `status` no longer lists it."""
+    opens = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    calls = tmp_path / "calls.log"
+    config = base_config()
+    script = f"open({str(calls)!r}, 'a').write('x'); {LIMITED}; sys.exit(1)"
+    config["tools.yaml"]["tools"]["limited"] = fake_tool(args=["-c", script, opens.isoformat()])
+    config["agents.yaml"]["agents"]["limited-only"] = {"preferred_tool": "limited"}
+    write_config(workspace, config)
+    daemon = Daemon(workspace)
+    try:
+        drop_task(workspace, "parked.yaml", {"agent": "limited-only", "prompt": "later"})
+
+        def seen() -> dict[str, Any]:
+            done = orchestrator(workspace, "status", "--json")
+            data: dict[str, Any] = json.loads(done.stdout)
+            return data
+
+        wait_for(lambda: seen()["queue"]["waiting_quota"] == 1, what="the task to park")
+        done = orchestrator(workspace, "cancel", "parked")
+        assert done.returncode == 0, done.stderr
+        outbox = workspace / "work" / "outbox" / "parked.result.yaml"
+        wait_for(outbox.exists, timeout=15, what="the cancelled result")
+        assert seen()["queue"]["waiting_quota"] == 0
+    finally:
+        assert daemon.stop() == 0
+    res = result(workspace, "parked")
+    assert res["status"] == "cancelled", res
+    assert res["error"]["message"] == "cancelled by `orchestrator cancel` while waiting for quota"
+    # what its run before the wait left stays in the result
+    assert [a["error"]["kind"] for a in res["attempts"]] == ["usage_limit"]
+    assert any(w.startswith("waited for a usage window") for w in res["warnings"]), res
+    assert res["duration_ms"] > 0
+    assert calls.read_text() == "x"  # called once, never again while parked
