@@ -32,7 +32,7 @@ die() {
   exit 1
 }
 
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(CDPATH='' cd -- "$(dirname "$0")" && pwd)
 bin_dir=${ORCHESTRATOR_BIN_DIR:-$HOME/.local/bin}
 binary=""
 wheel=""
@@ -50,10 +50,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -z "$binary" ] || [ -z "$wheel" ] || die "give --binary or --wheel, not both"
+# absolute, so that what is recorded is the same wherever --uninstall runs from
+mkdir -p "$bin_dir"
+bin_dir=$(CDPATH='' cd -- "$bin_dir" && pwd)
 
 PACKAGE=agent-orchestrator
 state_dir=${XDG_STATE_HOME:-$HOME/.local/state}/agent-orchestrator
 manifest=$state_dir/installed # lines "binary<TAB>PATH" or "uv-tool<TAB>PATH"
+source_file=$state_dir/uv-tool-source # what the uv tool was built from (see source_id)
 TAB=$(printf '\t')
 
 # --- the record of what was installed --------------------------------------------------
@@ -85,7 +89,7 @@ record() { # record KIND PATH: PATH is now KIND
 
 need_uv() {
   command -v uv >/dev/null 2>&1 && return 0
-  die "uv not found: install it (https://docs.astral.sh/uv/, or python3 -m pip install --user uv)," \
+  die "uv not found: install it (https://docs.astral.sh/uv/getting-started/installation/)," \
     "or build the standalone executable (scripts/build-binary) and run install.sh again"
 }
 
@@ -95,8 +99,11 @@ tool_version() { # the version of the installed uv tool, or nothing
 }
 
 uninstall_tool() { # uninstall_tool PATH
-  need_uv
-  if [ -n "$(tool_version)" ]; then
+  rm -f "$source_file"
+  if ! command -v uv >/dev/null 2>&1; then
+    echo "warning: uv is not on PATH any more: the uv tool $PACKAGE ($1) cannot be removed" \
+      "here; \`uv tool uninstall $PACKAGE\` removes it once uv is back" >&2
+  elif [ -n "$(tool_version)" ]; then
     uv tool uninstall --quiet "$PACKAGE"
     echo "removed the uv tool $PACKAGE ($1)"
   else
@@ -109,7 +116,9 @@ uninstall_tool() { # uninstall_tool PATH
 
 install_binary() { # install_binary SOURCE
   local source=$1 target=$bin_dir/orchestrator path
-  if [ ! -f "$source" ] || [ ! -x "$source" ]; then die "$source is not an executable file"; fi
+  # (a downloaded file has no execute bit: the copy gets one)
+  if [ ! -f "$source" ]; then die "$source is not a file (a --onedir build is a folder:" \
+    "install.sh takes one-file builds)"; fi
   mkdir -p "$bin_dir"
   # (fd 3: uv must not read the list as its stdin)
   while IFS= read -r path <&3; do uninstall_tool "$path"; done 3< <(recorded uv-tool)
@@ -124,17 +133,36 @@ install_binary() { # install_binary SOURCE
   # and a symlink at the target is replaced, not written through.
   cp "$source" "$target.new.$$"
   chmod 755 "$target.new.$$"
+  if ! "$target.new.$$" version >/dev/null; then # another OS or CPU, an older libc, ...
+    rm -f "$target.new.$$"
+    die "$source does not run on this machine (above: why); nothing was installed"
+  fi
   mv -f "$target.new.$$" "$target"
   record binary "$target"
   echo "$said $target ($("$target" version), the standalone executable)"
 }
 
+digest() { # digest: the sha256 of stdin
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -c1-64
+}
+
+source_id() { # source_id SOURCE: a wheel's digest; a checkout's commit and local changes
+  if [ -f "$1" ]; then
+    digest <"$1"
+  elif git -C "$1" rev-parse --verify --quiet HEAD >/dev/null 2>&1; then
+    { git -C "$1" rev-parse HEAD; git -C "$1" status --porcelain; git -C "$1" diff HEAD; } | digest
+  else
+    echo "unknown-$$-$RANDOM" # not a git checkout: always reinstalled
+  fi
+}
+
 install_tool() { # install_tool SOURCE VERSION
-  local source=$1 version=$2 target=$bin_dir/orchestrator installed path
+  local source=$1 version=$2 target=$bin_dir/orchestrator installed path id
   need_uv
-  mkdir -p "$bin_dir"
   installed=$(tool_version)
+  id=$(source_id "$source")
   if [ "$installed" = "$version" ] && [ -e "$target" ] && [ $force -eq 0 ] \
+    && [ "$(cat "$source_file" 2>/dev/null || true)" = "$id" ] \
     && [ -n "$(recorded uv-tool | grep -F -x "$target" || true)" ]; then
     echo "already installed, unchanged: $PACKAGE $version as a uv tool ($target)"
     return
@@ -149,6 +177,7 @@ install_tool() { # install_tool SOURCE VERSION
   # executable); --reinstall-package: a rebuilt wheel of the same version is taken too.
   UV_TOOL_BIN_DIR=$bin_dir uv tool install --quiet --force --reinstall-package "$PACKAGE" "$source"
   record uv-tool "$target"
+  echo "$id" >"$source_file"
   if [ "$installed" = "$version" ]; then
     echo "reinstalled $PACKAGE $version as a uv tool ($target)"
   elif [ -n "$installed" ]; then
@@ -202,13 +231,17 @@ check_agents() {
       echo "(npm comes with Node.js: https://nodejs.org, or your package manager's nodejs)"
     fi
     echo "the agents' tools need these CLIs and their keys (\`orchestrator doctor\` checks both);" \
-      "the demo agent needs none: orchestrator init && orchestrator submit --agent demo --prompt hi"
+      "the demo agent needs none: orchestrator init && orchestrator submit --agent demo" \
+      "--prompt hi && orchestrator run --once"
   fi
 }
 
 do_install() {
   if [ -z "$binary" ] && [ -z "$wheel" ] && [ -f "$here/dist/orchestrator" ]; then
     binary=$here/dist/orchestrator
+  elif [ -z "$binary" ] && [ -z "$wheel" ] && [ -d "$here/dist/orchestrator" ]; then
+    echo "note: dist/orchestrator is a --onedir build (a folder): install.sh installs" \
+      "one-file builds; installing this checkout as a uv tool instead" >&2
   fi
   if [ -n "$binary" ]; then
     install_binary "$binary"

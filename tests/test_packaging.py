@@ -409,6 +409,25 @@ def test_install_sh_installs_the_executable_once_and_removes_it(
     assert not target.exists()
     assert "nothing to uninstall" in install_sh(on_path, "--uninstall")
 
+    # a download has no execute bit; a relative --bin-dir is recorded as an absolute path
+    downloaded = tmp_path / "orchestrator-download"
+    shutil.copyfile(binary, downloaded)
+    ok(run([str(REPO / "install.sh"), "--binary", str(downloaded), "--bin-dir", "bin"],
+           env, tmp_path))  # fmt: skip
+    assert os.access(target, os.X_OK)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "bin").mkdir(parents=True)
+    (elsewhere / "bin" / "orchestrator").write_text("not ours")
+    ok(run([str(REPO / "install.sh"), "--uninstall"], env, elsewhere))
+    assert not target.exists() and (elsewhere / "bin" / "orchestrator").exists()
+
+    # a file that does not run here is not installed
+    broken = tmp_path / "broken"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    refused = run([str(REPO / "install.sh"), "--binary", str(broken)], on_path, tmp_path)
+    assert refused.returncode == 1 and "does not run on this machine" in refused.stderr
+    assert not target.exists() and not list(bin_dir.glob("orchestrator.new.*"))
+
 
 @pytest.mark.packaging
 @pytest.mark.timeout(BUILD_BINARY_S)
@@ -455,6 +474,12 @@ def test_install_sh_installs_the_wheel_as_a_uv_tool_and_replaces_it(
     assert f"installed agent-orchestrator {__version__} as a uv tool ({target})" in out
     assert ok(run([str(target), "version"], env, tmp_path)) == f"orchestrator {__version__}\n"
     assert "already installed, unchanged" in install_sh(env, "--wheel", wheel)
+    rebuilt = tmp_path / Path(wheel).name  # the same version, other bytes: taken
+    shutil.copyfile(wheel, rebuilt)
+    with zipfile.ZipFile(rebuilt, "a") as archive:
+        archive.comment = b"rebuilt"
+    out = install_sh(env, "--wheel", str(rebuilt))
+    assert f"reinstalled agent-orchestrator {__version__} as a uv tool" in out, out
 
     out = install_sh(env, "--binary", str(binary))
     assert "removed the uv tool agent-orchestrator" in out
