@@ -129,10 +129,15 @@ class FileSystemError(WorkspaceError):
 
 def install_extra(extra: str) -> str:
     """How to get an optional part (`web`, `otel`, `dask`). The standalone executable
-    carries only `web`: for the others it names the package to install instead."""
+    carries only `web`: for the others it names the package to install instead. (The
+    package is not on PyPI: a PyPI project of the same name is another one.)"""
+    where = f"'<the release wheel or your clone>[{extra}]'"
     if getattr(sys, "frozen", False):  # PyInstaller's bundle
         return (
             f"the standalone executable leaves the {extra} extra out; install the package "
-            f"instead: uv tool install 'agent-orchestrator[{extra}]' (docs/install.md)"
+            f"with it instead: uv tool install {where} (docs/install.md)"
         )
-    return f"pip install 'agent-orchestrator[{extra}]' (in a clone: uv sync --extra {extra})"
+    return (
+        f"install the {extra} extra: in a clone, uv sync --extra {extra}; as a uv tool, "
+        f"uv tool install --reinstall {where} (docs/install.md)"
+    )

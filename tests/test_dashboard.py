@@ -506,7 +506,7 @@ def test_without_the_web_extra_the_command_says_how_to_install_it(workspace: Pat
     env = cli_env(workspace.parent)
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "needs uvicorn: pip install 'agent-orchestrator[web]'" in done.stderr
+    assert "needs uvicorn: install the web extra: in a clone, uv sync --extra web" in done.stderr
 
 
 def test_pages_load_nothing_from_elsewhere(workspace: Path) -> None:

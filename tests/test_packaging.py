@@ -303,7 +303,7 @@ def test_the_executable_runs_the_demo_with_no_python_on_path(binary: Path, tmp_p
     dask = run([*command, "run", "--once", "--dask", "tcp://127.0.0.1:9"], env, folder)
     assert dask.returncode == 1
     assert "error: running on Dask workers needs Dask" in dask.stderr
-    assert "uv tool install 'agent-orchestrator[dask]'" in dask.stderr  # not pip: no Python
+    assert "uv tool install '<the release wheel or your clone>[dask]'" in dask.stderr
     assert "Traceback" not in dask.stderr
     otel = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
     ok(run([*command, "submit", "--agent", "demo", "--prompt", "traced"], otel, folder))
