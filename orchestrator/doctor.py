@@ -66,7 +66,8 @@ class Auth:
 
 # Measured with the pinned CLIs (tests/clis) against a local server that records the
 # auth headers: claude sends ANTHROPIC_API_KEY (x-api-key) or ANTHROPIC_AUTH_TOKEN
-# (Bearer), and without either says "Not logged in"; codex's built-in provider sends
+# (Bearer), and without either says "Not logged in" (a plan's CLAUDE_CODE_OAUTH_TOKEN also
+# does: tests/test_usage_windows.py runs claude signed in that way); codex's built-in provider sends
 # CODEX_API_KEY or the key `codex login` stored in CODEX_HOME/auth.json, never
 # OPENAI_API_KEY from the environment, while the custom provider the adapter defines for
 # base_url sends OPENAI_API_KEY only; gemini exits 41 with GOOGLE_API_KEY alone.
@@ -77,8 +78,11 @@ CODEX_LOGIN = Login("CODEX_HOME", ".codex", "auth.json", "codex login")
 def auth_for(tool: ToolConfig) -> Auth | None:
     """What a tool of a built-in adapter needs to authenticate; None for a generic tool."""
     if tool.adapter == "claude-code":  # --bare reads the key only, never a login
-        login = None if "--bare" in tool.extra_args else CLAUDE_LOGIN
-        return Auth((("ANTHROPIC_API_KEY",), ("ANTHROPIC_AUTH_TOKEN",)), login)
+        keys: tuple[tuple[str, ...], ...] = (("ANTHROPIC_API_KEY",), ("ANTHROPIC_AUTH_TOKEN",))
+        if "--bare" in tool.extra_args:
+            return Auth(keys)
+        # a plan's long-lived token (`claude setup-token`), sent as a bearer token
+        return Auth((*keys, ("CLAUDE_CODE_OAUTH_TOKEN",)), CLAUDE_LOGIN)
     if tool.adapter == "codex":
         if tool.base_url is not None:
             return Auth((("OPENAI_API_KEY",),))

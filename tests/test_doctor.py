@@ -53,8 +53,8 @@ def real_tools(**overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "claude-code": {
             "adapter": "claude-code",
             "binary": str(bins / "claude"),
-            "env": ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL",
-                    "CLAUDE_CONFIG_DIR"],
+            "env": ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
+                    "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR"],
         },
         "codex": {"adapter": "codex", "binary": str(bins / "codex"),
                   "env": ["OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"]},
@@ -95,8 +95,10 @@ def test_installed_clis_without_a_key_are_not_ready(workspace: Path) -> None:
     assert claude[0].startswith("!! claude-code [claude-code]: ")
     assert "(2.1.332 (Claude Code))" in claude[0]  # installed: the key is what is missing
     assert claude[1:] == [
-        "     key: NOT set (ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN is required)",
-        "     fix: set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN, or log in with `claude auth`",
+        "     key: NOT set (ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN "
+        "is required)",
+        "     fix: set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN, or "
+        "log in with `claude auth`",
         "     optional: ANTHROPIC_BASE_URL NOT set, CLAUDE_CONFIG_DIR NOT set",
     ]
     assert block(out, "codex")[1:] == [
@@ -141,6 +143,13 @@ def test_each_way_a_cli_takes_its_key_makes_it_ready(workspace: Path) -> None:
         "     key: GOOGLE_API_KEY does not count: with base_url gemini reads GEMINI_API_KEY only",
         "     key: NOT set (GEMINI_API_KEY is required)",
     ]
+
+
+def test_a_plans_token_makes_claude_ready(workspace: Path) -> None:
+    done = doctor(workspace, real_tools(), {"CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-secret"})
+    assert block(done.stdout, "claude-code")[0].startswith("ok claude-code"), done.stdout
+    assert "     key: CLAUDE_CODE_OAUTH_TOKEN set" in block(done.stdout, "claude-code")
+    assert "secret" not in done.stdout
 
 
 def test_a_key_set_but_not_listed_never_reaches_the_tool(workspace: Path) -> None:

@@ -382,3 +382,26 @@ def test_the_process_architect(tmp_path: Path, api: FakeLLMAPI) -> None:
     assert (digest["status"], digest["agent"], digest["tool"]) == ("succeeded", "triage", "gemini")
     assert digest["task"]["created_by"] == "schedule open-incidents-digest"
     assert len(results(ex.root)) == len(found) + 1, digest_id
+
+
+# --------------------------------------------------------------------------- the keys
+
+
+@pytest.mark.real_cli
+@pytest.mark.parametrize("name", NAMES)
+def test_the_keys_the_readme_exports_make_every_tool_ready(name: str, tmp_path: Path) -> None:
+    """Without the fake API's base_url (as a user runs it), the variables each README
+    exports are the ones its tools list and its CLIs read: doctor finds every tool ready."""
+    readme = (EXAMPLES / name / "README.md").read_text(encoding="utf-8")
+    exported = set(re.findall(r"^export (\w+)=", readme, re.MULTILINE))
+    assert {"ANTHROPIC_API_KEY", "CODEX_API_KEY", "GEMINI_API_KEY"} <= exported, exported
+    root = tmp_path / name
+    shutil.copytree(EXAMPLES / name, root)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)  # for worktree isolation
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": f"{realcli.cli_bin_dir()}:/usr/bin:/bin", "HOME": str(home),
+           "TMPDIR": str(tmp_path), **dict.fromkeys(exported, "set-by-the-test")}  # fmt: skip
+    done = orchestrator(root, "doctor", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "NOT set (" not in done.stdout and "tools ready" in done.stdout.splitlines()[-1]
