@@ -10,7 +10,8 @@ at start, for the survivors of a daemon that was killed.
 
 All of it is Linux's (WSL 2 included): prctl and /proc. On macOS there is neither, so
 nothing is adopted or swept (an escaped orphan goes to launchd and lives on), no stray is
-found at start, and `owner_alive` takes every other process for dead (docs/platforms.md).
+found at start, and `owner_alive` asks with signal 0 instead of reading /proc
+(docs/platforms.md).
 """
 
 from __future__ import annotations

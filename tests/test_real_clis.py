@@ -316,6 +316,15 @@ def processes_with(needle: str) -> dict[int, str]:
     `needle`: pid → command line."""
     found: dict[int, str] = {}
     marker = needle.encode()
+    if not os.path.isdir("/proc"):  # macOS: ps shows the environment after the command
+        listing = subprocess.run(
+            ["ps", "-axeww", "-o", "pid=,stat=,command="], capture_output=True, check=True
+        ).stdout
+        for line in listing.splitlines():
+            pid, state, command = line.split(None, 2)
+            if marker in command and int(pid) != os.getpid() and not state.startswith(b"Z"):
+                found[int(pid)] = command.decode(errors="replace")
+        return found
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue

@@ -247,8 +247,8 @@ def _unlink_work(link: Path) -> None:
 
 
 def _left_behind(folder: Path) -> list[Path]:
-    """Worktree folders (<pid>-<task-id>) whose daemon or `exec` is gone (on macOS, with no
-    /proc to ask, every other process's: see reaper.owner_alive)."""
+    """Worktree folders (<pid>-<task-id>) whose daemon or `exec` is gone (on macOS, where
+    there is no /proc, asked with signal 0: see reaper.owner_alive)."""
     if folder.is_symlink():
         log.error("%s is a symbolic link: no worktree in it is touched", folder)
         return []
