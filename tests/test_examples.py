@@ -343,13 +343,11 @@ def test_the_process_architect(tmp_path: Path, api: FakeLLMAPI) -> None:
     assert legacy["task"]["created_by"] == "investigator"
     assert any("cannot be a task id" in w for w in legacy["warnings"])
     assert legacy["result"]["next_task_id"] == editing
-    # gemini's max_concurrency 1: the triages took turns. The later one's CLI spoke only
-    # after the earlier had ended, and ended a whole gemini run later (its start-up alone
-    # takes about a second; side by side, the two ended within a few tenths of one)
+    # gemini's max_concurrency 1: the triages took turns. The later one's CLI opened its
+    # session only after the earlier had ended
     earlier, later = sorted((events(ex, t) for t in ("triage-inc-2291", "triage-inc-2292")),
                             key=lambda e: e["end"])  # fmt: skip
     assert later["session"] > earlier["end"], (earlier, later)
-    assert later["end"] - earlier["end"] > 0.5, (earlier, later)
     # privacy: hash: telemetry has the prompts' sha256, never their words
     with sqlite3.connect(ex.root / "work" / "telemetry.db") as db:
         hashes = [h for (h,) in db.execute("SELECT prompt_hash FROM invocations")]

@@ -366,26 +366,29 @@ def test_a_tools_free_slot_goes_to_the_highest_priority_waiting(workspace: Path)
     files = base_config()
     files["tools.yaml"]["tools"]["fake"]["max_concurrency"] = 1
     write_config(workspace, files)
-    log = workspace.parent / "started.log"
+    log, barrier = workspace.parent / "started.log", workspace.parent / "barrier"
+    barrier.mkdir()
 
     def started() -> list[str]:
         return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
 
+    def claimed(name: str) -> bool:
+        return (workspace / "work" / "running" / f"{name}.yaml").exists()
+
     daemon = Daemon(workspace, "--concurrency", "8")
-    try:
-        drop_task(
-            workspace, "blocker.yaml", {"agent": "worker", "prompt": f"STARTED={log}\nSLEEP=2"}
-        )
-        wait_for(lambda: started() == ["blocker"], what="the blocker to hold the slot")
+    try:  # the blocker holds the slot until the test lets it go (its barrier of two files)
+        blocker = {"agent": "worker", "prompt": f"STARTED={log}\nBARRIER={barrier}:2"}
+        drop_task(workspace, "blocker.yaml", blocker)
+        wait_for(lambda: any(barrier.iterdir()), what="the blocker to hold the slot")
         for name in ("n1", "n2"):
             drop_task(workspace, f"{name}.yaml", {"agent": "worker", "prompt": f"STARTED={log}"})
-        wait_for(lambda: (workspace / "work" / "running" / "n2.yaml").exists(), what="claims")
-        time.sleep(0.5)  # both at the slot, waiting
-        drop_task(
-            workspace,
-            "urgent.yaml",
-            {"agent": "worker", "priority": "high", "prompt": f"STARTED={log}"},
-        )
+        wait_for(lambda: claimed("n1") and claimed("n2"), what="claims")
+        time.sleep(1)  # both at the slot, waiting
+        urgent = {"agent": "worker", "priority": "high", "prompt": f"STARTED={log}"}
+        drop_task(workspace, "urgent.yaml", urgent)
+        wait_for(lambda: claimed("urgent"), what="the urgent claim")
+        time.sleep(1)  # it too waits for the slot
+        (barrier / "release").touch()
         wait_for(lambda: len(results(workspace)) == 4, timeout=30, what="four results")
     finally:
         daemon.stop()
@@ -423,4 +426,4 @@ def test_per_tool_concurrency_limit(workspace: Path) -> None:
     assert starts[4] - starts[2] >= 0.5
     # an attempt's duration counts from its slot, not from the wait before it
     durations = [r["attempts"][0]["duration_ms"] for r in results(workspace).values()]
-    assert max(durations) < 1100, durations
+    assert max(durations) < 1500, durations  # the last two waited 1.2 s for their slot
