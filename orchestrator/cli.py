@@ -125,7 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
         under=config_sub,
     )
     migrate.add_argument("--dry-run", action="store_true", help="print the new files only")
-    migrate.set_defaults(handler=cmd_config_migrate)
     reference = add(
         "reference",
         cmd_config_reference,

@@ -79,7 +79,8 @@ class Budgets(Strict):
         None,
         ge=0,
         description="A task estimated above this needs a justification: `justification:` in "
-        "a task file, `--justification` for `exec` and `submit`. Not set: none needed.",
+        "a task file, `--justification` for `submit`, `--force --justification` for `exec`. "
+        "Not set: none needed.",
     )
 
 
