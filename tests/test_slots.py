@@ -12,20 +12,29 @@ from orchestrator.slots import Slots
 pytestmark = pytest.mark.anyio
 
 
+class Scene:
+    """One slot, held by a normal task until `release` is set; `served` lists who got it
+    after."""
+
+    def __init__(self) -> None:
+        self.slots = Slots(1)
+        self.served: list[str] = []
+        self.release = anyio.Event()
+
+    async def holder(self) -> None:
+        async with self.slots.hold(2):
+            await self.release.wait()
+
+    async def waiter(self, name: str, rank: int) -> None:
+        async with self.slots.hold(rank):
+            self.served.append(name)
+
+
 async def test_waiters_are_served_by_priority_then_in_order() -> None:
-    slots, served = Slots(1), []
-    release = anyio.Event()
-
-    async def holder() -> None:
-        async with slots.hold(2):
-            await release.wait()
-
-    async def waiter(name: str, rank: int) -> None:
-        async with slots.hold(rank):
-            served.append(name)
-
+    scene = Scene()
+    slots, served, release, waiter = scene.slots, scene.served, scene.release, scene.waiter
     async with anyio.create_task_group() as tg:
-        tg.start_soon(holder)
+        tg.start_soon(scene.holder)
         await anyio.wait_all_tasks_blocked()
         for name, rank in [("n1", 2), ("low", 3), ("n2", 2), ("critical", 0), ("high", 1)]:
             tg.start_soon(waiter, name, rank)
@@ -53,19 +62,10 @@ async def test_never_more_than_total_at_once() -> None:
 
 
 async def test_a_cancelled_waiter_gives_way() -> None:
-    slots, served = Slots(1), []
-    release = anyio.Event()
-
-    async def holder() -> None:
-        async with slots.hold(2):
-            await release.wait()
-
-    async def waiter(name: str, rank: int) -> None:
-        async with slots.hold(rank):
-            served.append(name)
-
+    scene = Scene()
+    slots, served, release, waiter = scene.slots, scene.served, scene.release, scene.waiter
     async with anyio.create_task_group() as tg:
-        tg.start_soon(holder)
+        tg.start_soon(scene.holder)
         await anyio.wait_all_tasks_blocked()
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as doomed:
